@@ -1,0 +1,95 @@
+# websocksy - one non-recursive Makefile.
+#   make            build websocksy and the plugins
+#   make test       install missing packages, build, run unit (plain and
+#                   ASan+UBSan) and integration tests
+#   make run        install missing packages, build, start the demo
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=1      build everything with ASan+UBSan
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib
+PLUGINDIR ?= $(LIBDIR)/websocksy
+INCDIR  ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+PYTHON  ?= /usr/bin/python3
+VERSION := 0.1.0
+
+PKGS    := gnutls nettle inih libcares
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS) \
+	   -DWSY_VERSION='"$(VERSION)"' -DWSY_PLUGINDIR='"$(PLUGINDIR)"'
+LDLIBS  += $(PKG_LIBS) -ldl
+
+BUILD   ?= build
+B := $(BUILD)
+ifeq ($(SAN),1)
+B := $(BUILD)/san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) backends/static.c
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+MAIN_OBJ := $(B)/core/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+all: $(B)/websocksy
+
+# Everything built, nothing run (used for the clang build in make test).
+build-all: $(B)/websocksy $(UNIT_BIN)
+
+$(B)/libwsy.a: $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/websocksy: $(MAIN_OBJ) $(B)/libwsy.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwsy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BIN)
+	@st=0; for t in $(UNIT_BIN); do $$t || st=1; done; exit $$st
+
+deps:
+	@sh tests/deps.sh
+
+# gcc build + unit tests, the same under ASan+UBSan, a warning-free clang
+# build, then the integration suite against the plain and the ASan binary.
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 all
+	if command -v clang >/dev/null; then \
+		$(MAKE) CC=clang BUILD=build/clang build-all; fi
+	$(PYTHON) -m pytest -q tests/integration
+
+run: deps
+	$(MAKE) all
+	sh demo/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(B)/websocksy $(DESTDIR)$(BINDIR)/websocksy
+	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
+	install -m 644 docs/websocksy.8 $(DESTDIR)$(MANDIR)/man8/
+
+clean:
+	rm -rf build
+
+.PHONY: all build-all unit deps test clean run install
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,1434 @@
+/*
+ * bridge.c - one connection, from accept to close.
+ *
+ * States: HANDSHAKE (reading the request) -> QUERY (the backend decides)
+ * -> CONNECT (the peer is being connected; no 101 yet) -> OPEN (relay) ;
+ * any of the first three may go to RESPOND (an HTTP error or a static file
+ * is written, then the connection is closed).  DONE = closed, waiting to be
+ * freed after the current loop pass.
+ *
+ * Four bounded buffers: in (client bytes: the request, then frames; payload
+ * is unmasked in place), out (bytes to the client: the response, then whole
+ * frames), pin (peer bytes waiting for the framing) and pout (payload for
+ * the peer; for datagram peers, one message).  When a buffer is empty the
+ * data goes straight to the socket (write-through) and is copied only if
+ * the socket takes less.  progress() is the one place that decides what
+ * happens next; I/O callbacks only move bytes and call it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "peer.h"
+#include "sock.h"
+#include "utf8.h"
+#include "web.h"
+#include "ws.h"
+
+enum { ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND, ST_OPEN, ST_DONE };
+
+/* Connection flags. */
+#define F_CRD_DONE    0x0001  /* no more frames read from the client */
+#define F_CLOSE_RCVD  0x0002  /* client sent a close frame */
+#define F_CLOSE_SENT  0x0004  /* our close frame is queued */
+#define F_CEOF        0x0008  /* client TCP EOF */
+#define F_PEOF        0x0010  /* peer EOF (or error): no more peer data */
+#define F_PSHUT       0x0020  /* peer write side shut down */
+#define F_LINGER_DONE 0x0040  /* linger after the client's close is over */
+#define F_FAIL        0x0080  /* protocol error: close after flushing */
+#define F_DGRAM_READY 0x0100  /* pout holds one whole datagram */
+#define F_RESP_SHUT   0x0200  /* RESPOND: response written, SHUT_WR done */
+#define F_HEAD        0x0400  /* RESPOND: HEAD request, no body */
+#define F_DGRAM_TEXT  0x0800  /* datagrams that are UTF-8 go as text */
+#define F_DEADLINE    0x1000  /* the close deadline is running */
+
+#define CTL_RESERVE 256       /* out room kept for control frames */
+
+typedef struct conn {
+	uint64_t id;
+	struct conn *prev, *next;     /* all connections */
+	struct conn *hnext;           /* id hash chain */
+	int state;
+	unsigned flags;
+	int active;                   /* counted against max-connections */
+	int cfd, pfd;
+	int pkind;
+	char client_host[46];
+	uint16_t client_port;
+	buf in, out, pin, pout;
+	http_req *req;
+	size_t reqlen;
+	char *reqcopy;                /* NUL-split request for the backend */
+	ws_decoder dec;
+	loop_timer timer;             /* handshake, then close deadline */
+	loop_timer linger;
+	loop_timer ping;
+	int awaiting_pong;
+	peer_conn *pc;
+	char *bound_path;
+	char peer_name[300];
+	wsy_framing_fn framing;
+	int trusted;
+	void *fstate;
+	char *fconfig;
+	int last_op;
+	size_t pin_new;               /* peer bytes not yet shown to framing */
+	char *protocol;
+	int close_code;               /* the code our close frame carries */
+	int rcvd_code;
+	int webfd;
+	off_t web_left;
+	uint64_t c2p, p2c;            /* payload bytes relayed */
+} conn;
+
+#define HASH_SIZE 4096
+
+static struct {
+	const wsy_config *cfg;
+	backend *be;
+	conn *conns;
+	conn *hash[HASH_SIZE];
+	size_t nconns;                /* all */
+	size_t nactive;               /* past the handshake */
+	uint64_t next_id;
+	int lfd[16];
+	int nlfd;
+	int stopping;
+	loop_timer stop_timer;
+	loop_timer accept_timer;
+	uint8_t *scratch;             /* one datagram */
+	size_t scratch_size;
+} B;
+
+static void progress(conn *c);
+static void client_io(int fd, int ev, void *arg);
+static void peer_io(int fd, int ev, void *arg);
+
+/* ---- bookkeeping ---- */
+
+static conn *conn_find(uint64_t id)
+{
+	conn *c;
+
+	for (c = B.hash[id % HASH_SIZE]; c; c = c->hnext)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void hash_remove(conn *c)
+{
+	conn **pp = &B.hash[c->id % HASH_SIZE];
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = c->hnext;
+}
+
+static void conn_release(void *arg)
+{
+	free(arg);
+}
+
+static void maybe_stopped(void)
+{
+	if (B.stopping && B.nconns == 0)
+		loop_stop();
+}
+
+/* Close everything now.  The struct is freed after the current pass, so
+ * callers up the stack may still look at c->state (== ST_DONE). */
+static void conn_close(conn *c)
+{
+	if (c->state == ST_DONE)
+		return;
+	if (c->state == ST_QUERY && B.be->ops->cancel)
+		B.be->ops->cancel(B.be->st, c->id);
+	if (c->active)
+		B.nactive--;
+	c->state = ST_DONE;
+	loop_timer_stop(&c->timer);
+	loop_timer_stop(&c->linger);
+	loop_timer_stop(&c->ping);
+	if (c->pc)
+		peer_cancel(c->pc);
+	if (c->cfd >= 0) {
+		loop_unwatch(c->cfd);
+		close(c->cfd);
+	}
+	if (c->pfd >= 0) {
+		loop_unwatch(c->pfd);
+		close(c->pfd);
+	}
+	if (c->bound_path) {
+		unlink(c->bound_path);
+		free(c->bound_path);
+	}
+	if (c->webfd >= 0)
+		close(c->webfd);
+	if (c->framing)
+		c->framing(NULL, 0, 0, NULL, &c->fstate, c->fconfig);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->pin);
+	buf_free(&c->pout);
+	free(c->req);
+	free(c->reqcopy);
+	free(c->fconfig);
+	free(c->protocol);
+	hash_remove(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		B.conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	B.nconns--;
+	if (loop_defer(conn_release, c) < 0)
+		log_error(c->id, "out of memory: leaking a connection");
+	maybe_stopped();
+}
+
+/* ---- writing to the client ---- */
+
+/* Write what out holds.  Returns 0, or -1 if the client is gone (the
+ * connection is closed then). */
+static int flush_out(conn *c)
+{
+	while (c->out.len > 0) {
+		ssize_t n = write(c->cfd, buf_data(&c->out), c->out.len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			log_info(c->id, "client write: %s", strerror(errno));
+			conn_close(c);
+			return -1;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	return 0;
+}
+
+/*
+ * Send a header and a payload to the client: straight to the socket when
+ * nothing is queued, the rest copied into out.  The caller checked that out
+ * has room for all of it.  Returns 0 or -1 (closed).
+ */
+static int send_client(conn *c, const uint8_t *hdr, size_t hlen,
+    const uint8_t *data, size_t len)
+{
+	size_t done = 0, total = hlen + len;
+
+	if (c->out.len == 0) {
+		struct iovec iov[2] = {
+			{ (void *)hdr, hlen }, { (void *)data, len } };
+		ssize_t n = writev(c->cfd, iov, 2);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			log_info(c->id, "client write: %s", strerror(errno));
+			conn_close(c);
+			return -1;
+		}
+		done = n > 0 ? (size_t)n : 0;
+		if (done == total)
+			return 0;
+	}
+	if (buf_alloc(&c->out) < 0) {
+		log_error(c->id, "out of memory");
+		conn_close(c);
+		return -1;
+	}
+	buf_room(&c->out);
+	if (done < hlen) {
+		buf_put(&c->out, hdr + done, hlen - done);
+		buf_put(&c->out, data, len);
+	} else {
+		buf_put(&c->out, data + (done - hlen), total - done);
+	}
+	return 0;
+}
+
+static int send_frame(conn *c, int opcode, const uint8_t *data, size_t len)
+{
+	uint8_t hdr[WS_MAX_HEADER];
+	size_t hlen = ws_encode_header(hdr, opcode, 1, len, NULL);
+
+	return send_client(c, hdr, hlen, data, len);
+}
+
+/* Queue our close frame (once). */
+static void send_close(conn *c, int code, const char *reason)
+{
+	uint8_t p[WS_MAX_CONTROL];
+	size_t n = 0;
+
+	if (c->flags & F_CLOSE_SENT)
+		return;
+	c->flags |= F_CLOSE_SENT;
+	c->close_code = code;
+	if (code != WS_CLOSE_NO_STATUS) {
+		p[0] = (uint8_t)(code >> 8);
+		p[1] = (uint8_t)code;
+		n = 2;
+		if (reason) {
+			size_t r = strlen(reason);
+			if (r > sizeof(p) - 2)
+				r = sizeof(p) - 2;
+			memcpy(p + 2, reason, r);
+			n += r;
+		}
+	}
+	send_frame(c, WS_OP_CLOSE, p, n);
+}
+
+/* Start the close deadline once: whatever happens, the connection is gone
+ * close-timeout after closing began. */
+static void close_deadline(conn *c)
+{
+	if (!(c->flags & F_DEADLINE)) {
+		c->flags |= F_DEADLINE;
+		loop_timer_set(&c->timer, B.cfg->close_timeout_ms);
+	}
+}
+
+/* A protocol error: send the close code, stop reading, close after the
+ * flush (bounded by close-timeout). */
+static void fail(conn *c, int code, const char *why)
+{
+	log_info(c->id, "closing with %d: %s", code, why);
+	c->flags |= F_FAIL | F_CRD_DONE;
+	close_deadline(c);
+	send_close(c, code, why);
+}
+
+/* ---- HTTP responses ---- */
+
+static void respond_status(conn *c, int status, const char *extra)
+{
+	char hdr[512], body[96];
+	int bl, hl;
+
+	bl = snprintf(body, sizeof(body), "%d %s\n", status,
+	    http_reason(status));
+	hl = snprintf(hdr, sizeof(hdr), "HTTP/1.1 %d %s\r\n"
+	    "Server: websocksy\r\n"
+	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %d\r\n%s"
+	    "Connection: close\r\n\r\n", status, http_reason(status), bl,
+	    extra ? extra : "");
+	if (c->flags & F_HEAD)
+		bl = 0;
+	if (c->state == ST_QUERY && B.be->ops->cancel)
+		B.be->ops->cancel(B.be->st, c->id);
+	if (c->active) {
+		c->active = 0;
+		B.nactive--;
+	}
+	c->state = ST_RESPOND;
+	c->flags |= F_CRD_DONE;
+	if (c->pc) {
+		peer_cancel(c->pc);
+		c->pc = NULL;
+	}
+	loop_timer_set(&c->timer, B.cfg->close_timeout_ms);
+	send_client(c, (uint8_t *)hdr, (size_t)hl, (uint8_t *)body,
+	    (size_t)bl);
+}
+
+/* Log and answer an error status. */
+static void respond(conn *c, int status, const char *why)
+{
+	const char *extra = NULL;
+
+	if (status == 426)
+		extra = "Sec-WebSocket-Version: 13\r\n";
+	else if (status == 405)
+		extra = "Allow: GET\r\n";
+	log_info(c->id, "%d %s%s%s", status, http_reason(status),
+	    why ? ": " : "", why ? why : "");
+	respond_status(c, status, extra);
+}
+
+/* ---- the handshake ---- */
+
+static void span_str(const conn *c, http_span s, char *out, size_t outlen)
+{
+	size_t n = s.len < outlen - 1 ? s.len : outlen - 1;
+
+	memcpy(out, buf_data(&c->in) + s.off, n);
+	out[n] = '\0';
+}
+
+static int origin_allowed(conn *c)
+{
+	const char *b = (const char *)buf_data(&c->in);
+	char origin[512];
+	int i = http_find(c->req, b, "Origin");
+	char **o;
+
+	if (B.cfg->origins == NULL)
+		return 1;
+	if (i < 0)
+		return 0;
+	span_str(c, c->req->hvalue[i], origin, sizeof(origin));
+	for (o = B.cfg->origins; *o; o++)
+		if (strcasecmp(*o, origin) == 0)
+			return 1;
+	return 0;
+}
+
+/* A plain request: a file from the web root, or 426. */
+static void serve_plain(conn *c)
+{
+	http_req *r = c->req;
+	const char *b = (const char *)buf_data(&c->in);
+	const char *ctype;
+	char hdr[512];
+	off_t size;
+	int st, fd, hl, head = r->method.len == 4 &&
+	    memcmp(b + r->method.off, "HEAD", 4) == 0;
+
+	if (head)
+		c->flags |= F_HEAD;
+	if (!head && !(r->method.len == 3 && !memcmp(b + r->method.off,
+	    "GET", 3))) {
+		respond(c, 405, "not GET");
+		return;
+	}
+	if (B.cfg->web[0] == '\0') {
+		respond(c, 426, "not a WebSocket upgrade");
+		return;
+	}
+	st = web_open(B.cfg->web, b + r->path.off, r->path.len, &fd, &size,
+	    &ctype);
+	if (st != 200) {
+		respond(c, st, "web file");
+		return;
+	}
+	hl = snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\n"
+	    "Server: websocksy\r\nContent-Type: %s\r\n"
+	    "Content-Length: %lld\r\nConnection: close\r\n\r\n", ctype,
+	    (long long)size);
+	log_info(c->id, "200 %.*s", (int)r->path.len, b + r->path.off);
+	c->state = ST_RESPOND;
+	c->flags |= F_CRD_DONE;
+	loop_timer_set(&c->timer, B.cfg->close_timeout_ms);
+	if (head) {
+		close(fd);
+	} else {
+		c->webfd = fd;
+		c->web_left = size;
+	}
+	send_client(c, (uint8_t *)hdr, (size_t)hl, NULL, 0);
+}
+
+/* Copy the request with NULs so the backend gets C strings. */
+static int ask_backend(conn *c)
+{
+	const char *b = (const char *)buf_data(&c->in);
+	http_req *r = c->req;
+	wsy_header *hs;
+	const char **protos;
+	size_t i, np = 0, maxp = 0;
+	char *p, *endpoint, *query;
+	wsy_request q;
+	int ret;
+
+	for (i = 0; i < r->n_headers; i++)
+		maxp += r->hvalue[i].len / 2 + 1;
+	c->reqcopy = malloc(c->reqlen + r->path.len + r->query.len + 2);
+	hs = calloc(r->n_headers + 1, sizeof(*hs));
+	protos = calloc(maxp + 1, sizeof(*protos));
+	if (!c->reqcopy || !hs || !protos) {
+		free(hs);
+		free(protos);
+		respond(c, 500, "out of memory");
+		return -1;
+	}
+	memcpy(c->reqcopy, b, c->reqlen);
+	p = c->reqcopy + c->reqlen;
+	endpoint = p;
+	memcpy(p, b + r->path.off, r->path.len);
+	p[r->path.len] = '\0';
+	p += r->path.len + 1;
+	query = p;
+	memcpy(p, b + r->query.off, r->query.len);
+	p[r->query.len] = '\0';
+	for (i = 0; i < r->n_headers; i++) {
+		char *n = c->reqcopy + r->hname[i].off;
+		char *v = c->reqcopy + r->hvalue[i].off;
+		n[r->hname[i].len] = '\0';
+		v[r->hvalue[i].len] = '\0';
+		hs[i].name = n;
+		hs[i].value = v;
+		if (strcasecmp(n, "Sec-WebSocket-Protocol") == 0) {
+			char *tok, *save = NULL;
+			for (tok = strtok_r(v, ", \t", &save); tok &&
+			    np < maxp; tok = strtok_r(NULL, ", \t", &save))
+				protos[np++] = tok;
+		}
+	}
+	memset(&q, 0, sizeof(q));
+	q.struct_size = sizeof(q);
+	q.conn_id = c->id;
+	q.endpoint = endpoint;
+	q.query = query;
+	q.headers = hs;
+	q.n_headers = r->n_headers;
+	q.protocols = protos;
+	q.n_protocols = np;
+	q.client_addr = c->client_host;
+	q.client_port = c->client_port;
+	c->state = ST_QUERY;
+	ret = B.be->ops->query(B.be->st, &q, c->id);
+	free(hs);
+	free(protos);
+	free(c->reqcopy);
+	c->reqcopy = NULL;
+	if (ret == WSY_ERROR && c->state == ST_QUERY)
+		respond(c, 500, "backend error");
+	return 0;
+}
+
+static void handle_request(conn *c)
+{
+	const char *b = (const char *)buf_data(&c->in);
+	int v = http_ws_validate(c->req, b);
+
+	if (v == 1) {
+		serve_plain(c);
+		return;
+	}
+	if (v != 0) {
+		respond(c, v, "bad upgrade request");
+		return;
+	}
+	if (!origin_allowed(c)) {
+		respond(c, 403, "origin not allowed");
+		return;
+	}
+	if (B.stopping) {
+		respond(c, 503, "shutting down");
+		return;
+	}
+	if (B.nactive >= B.cfg->max_connections) {
+		respond(c, 503, "max-connections reached");
+		return;
+	}
+	c->active = 1;
+	B.nactive++;
+	ask_backend(c);
+}
+
+static void parse_request(conn *c)
+{
+	http_limits lim = { B.cfg->max_request_line, B.cfg->max_header_bytes,
+	    B.cfg->max_headers };
+	ssize_t r = http_parse(c->req, (const char *)buf_data(&c->in),
+	    c->in.len, &lim);
+
+	if (r == HTTP_AGAIN) {
+		if (c->in.len == c->in.size)
+			respond(c, 431, "request larger than buffer-size");
+		else if (c->flags & F_CEOF)
+			conn_close(c);
+		return;
+	}
+	if (r < 0) {
+		respond(c, (int)-r, "bad request");
+		return;
+	}
+	c->reqlen = (size_t)r;
+	handle_request(c);
+}
+
+/* ---- backend answer, peer connect, 101 ---- */
+
+static void on_peer(void *arg, int fd, char *bound_path, const char *err);
+
+static int host_answer(uint64_t qid, const wsy_answer *a)
+{
+	conn *c = conn_find(qid);
+	const char *fname, *fconf;
+	char e[256];
+	peer_uri u;
+
+	if (c == NULL || c->state != ST_QUERY || a == NULL)
+		return -1;
+	if (a->status != 0) {
+		respond(c, a->status >= 400 && a->status < 600 ? a->status :
+		    500, "refused by the backend");
+		return 0;
+	}
+	fname = a->framing && *a->framing ? a->framing : "auto";
+	fconf = a->framing_config ? a->framing_config : "";
+	if (a->peer == NULL ||
+	    peer_uri_parse(a->peer, NULL, &u, e, sizeof(e)) < 0) {
+		log_error(c->id, "backend answered a bad peer: %s",
+		    a->peer ? e : "none");
+		respond(c, 500, NULL);
+		return 0;
+	}
+	if (framing_resolve(fname, fconf, &c->framing, &c->trusted, e,
+	    sizeof(e)) < 0) {
+		log_error(c->id, "framing: %s", e);
+		respond(c, 500, NULL);
+		return 0;
+	}
+	if ((c->fconfig = strdup(fconf)) == NULL ||
+	    (a->protocol && (c->protocol = strdup(a->protocol)) == NULL)) {
+		respond(c, 500, "out of memory");
+		return 0;
+	}
+	if (strcmp(fname, "binary") != 0)
+		c->flags |= F_DGRAM_TEXT;
+	c->pkind = u.kind;
+	peer_uri_format(&u, c->peer_name, sizeof(c->peer_name));
+	c->state = ST_CONNECT;
+	if ((c->pc = peer_connect(&u, B.cfg->connect_timeout_ms, on_peer,
+	    c)) == NULL)
+		respond(c, 500, "out of memory");
+	return 0;
+}
+
+/* The peer is connected: send 101 and start relaying. */
+static void upgrade(conn *c)
+{
+	const char *b = (const char *)buf_data(&c->in);
+	int ki = http_find(c->req, b, "Sec-WebSocket-Key");
+	char accept[29], hdr[768], proto[300] = "";
+	int hl;
+
+	http_ws_accept(b + c->req->hvalue[ki].off, c->req->hvalue[ki].len,
+	    accept);
+	if (c->protocol)
+		snprintf(proto, sizeof(proto),
+		    "Sec-WebSocket-Protocol: %s\r\n", c->protocol);
+	hl = snprintf(hdr, sizeof(hdr), "HTTP/1.1 101 Switching Protocols\r\n"
+	    "Server: websocksy\r\nUpgrade: websocket\r\n"
+	    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+	    accept, proto);
+	/* Bytes after the request are the client's first frames. */
+	buf_consume(&c->in, c->reqlen);
+	free(c->req);
+	c->req = NULL;
+	c->state = ST_OPEN;
+	loop_timer_stop(&c->timer);
+	ws_decoder_init(&c->dec, 1, peer_is_dgram(c->pkind) ?
+	    B.cfg->max_datagram : 0);
+	if (peer_is_dgram(c->pkind))
+		c->pout.size = B.cfg->max_datagram;
+	if (B.cfg->ping_ms)
+		loop_timer_set(&c->ping, B.cfg->ping_ms);
+	send_client(c, (uint8_t *)hdr, (size_t)hl, NULL, 0);
+}
+
+static void on_peer(void *arg, int fd, char *bound_path, const char *err)
+{
+	conn *c = arg;
+
+	c->pc = NULL;
+	if (fd < 0) {
+		log_info(c->id, "peer %s: %s", c->peer_name, err);
+		respond(c, 502, "peer unreachable");
+		progress(c);
+		return;
+	}
+	c->pfd = fd;
+	c->bound_path = bound_path;
+	if (loop_watch(fd, 0, peer_io, c) < 0) {
+		respond(c, 500, "out of memory");
+		progress(c);
+		return;
+	}
+	log_info(c->id, "peer %s connected", c->peer_name);
+	upgrade(c);
+	if (c->state != ST_DONE)
+		progress(c);
+}
+
+static void ping_tick(void *arg)
+{
+	conn *c = arg;
+	uint8_t p[8];
+	uint64_t now = loop_now();
+
+	if (c->awaiting_pong) {
+		log_info(c->id, "no pong within %llu ms: dropping",
+		    (unsigned long long)B.cfg->ping_ms);
+		conn_close(c);
+		return;
+	}
+	if (!(c->flags & F_CLOSE_SENT) && c->out.size - c->out.len >=
+	    sizeof(p) + 2) {
+		memcpy(p, &now, sizeof(p));
+		c->awaiting_pong = 1;
+		if (send_frame(c, WS_OP_PING, p, sizeof(p)) < 0)
+			return;
+	}
+	/* Idle connections give their buffers back. */
+	buf_shrink(&c->in);
+	buf_shrink(&c->out);
+	buf_shrink(&c->pin);
+	buf_shrink(&c->pout);
+	loop_timer_set(&c->ping, B.cfg->ping_ms);
+	progress(c);
+}
+
+static void deadline(void *arg)
+{
+	conn *c = arg;
+
+	if (c->state == ST_HANDSHAKE) {
+		respond(c, 408, "handshake timeout");
+		progress(c);
+	} else if (c->state == ST_QUERY || c->state == ST_CONNECT) {
+		respond(c, c->state == ST_QUERY ? 503 : 502,
+		    "handshake timeout");
+		progress(c);
+	} else {
+		log_info(c->id, "close timeout");
+		conn_close(c);
+	}
+}
+
+static void linger_over(void *arg)
+{
+	conn *c = arg;
+
+	c->flags |= F_LINGER_DONE;
+	progress(c);
+}
+
+/* ---- client -> peer ---- */
+
+/* Payload for a stream peer: straight through when nothing is queued. */
+static int to_peer(conn *c, const uint8_t *p, size_t n)
+{
+	if (c->pout.len == 0 && !(c->flags & F_PSHUT)) {
+		ssize_t w = write(c->pfd, p, n);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			log_info(c->id, "peer write: %s", strerror(errno));
+			c->flags |= F_PEOF | F_PSHUT;
+			return -1;
+		}
+	}
+	if (n && !(c->flags & F_PSHUT)) {
+		if (buf_alloc(&c->pout) < 0)
+			return -1;
+		buf_room(&c->pout);
+		buf_put(&c->pout, p, n);
+	}
+	return 0;
+}
+
+static void send_dgram(conn *c)
+{
+	ssize_t n;
+
+	if (!(c->flags & F_DGRAM_READY))
+		return;
+	n = send(c->pfd, buf_data(&c->pout), c->pout.len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0)
+		log_info(c->id, "peer send: %s", strerror(errno));
+	c->c2p += c->pout.len;
+	c->pout.len = c->pout.off = 0;
+	c->flags &= ~F_DGRAM_READY;
+}
+
+static void on_data(conn *c, const ws_event *ev)
+{
+	if (peer_is_dgram(c->pkind)) {
+		if (buf_alloc(&c->pout) < 0) {
+			fail(c, WS_CLOSE_INTERNAL, "out of memory");
+			return;
+		}
+		buf_put(&c->pout, ev->data, ev->len);
+		if (ev->fin) {
+			c->flags |= F_DGRAM_READY;
+			send_dgram(c);
+		}
+		return;
+	}
+	c->c2p += ev->len;
+	if (ev->len)
+		to_peer(c, ev->data, ev->len);
+}
+
+/* How much payload the decoder may hand us now. */
+static size_t client_room(conn *c)
+{
+	if (peer_is_dgram(c->pkind))
+		return (c->flags & F_DGRAM_READY) ? 0 :
+		    c->pout.size - c->pout.len;
+	if (c->pout.area == NULL)
+		return c->pout.size;
+	return buf_room(&c->pout);
+}
+
+static void decode_client(conn *c)
+{
+	while (c->in.len > 0 && !(c->flags & F_CRD_DONE) &&
+	    c->state == ST_OPEN) {
+		size_t room = client_room(c);
+		ws_event ev;
+		ssize_t r;
+
+		/* Room for a pong or our close, whatever comes. */
+		if (room == 0 || c->out.size - c->out.len < CTL_RESERVE)
+			break;
+		r = ws_decode(&c->dec, buf_data(&c->in), c->in.len, room, &ev);
+		if (r < 0) {
+			fail(c, (int)-r, r == -WS_CLOSE_BAD_DATA ?
+			    "invalid UTF-8" : r == -WS_CLOSE_TOO_BIG ?
+			    "message too big" : "protocol error");
+			return;
+		}
+		buf_consume(&c->in, (size_t)r);
+		switch (ev.type) {
+		case WS_EV_NONE:
+			if (r == 0)
+				return;
+			break;
+		case WS_EV_DATA:
+			on_data(c, &ev);
+			break;
+		case WS_EV_PING:
+			if (!(c->flags & F_CLOSE_SENT))
+				send_frame(c, WS_OP_PONG, ev.data, ev.len);
+			break;
+		case WS_EV_PONG:
+			c->awaiting_pong = 0;
+			break;
+		case WS_EV_CLOSE:
+			c->flags |= F_CLOSE_RCVD | F_CRD_DONE;
+			c->rcvd_code = ev.code;
+			close_deadline(c);
+			log_debug(c->id, "client close %d", ev.code);
+			break;
+		}
+	}
+}
+
+/* ---- peer -> client ---- */
+
+static void frame_peer(conn *c)
+{
+	uint8_t hdr[WS_MAX_HEADER];
+
+	while (c->pin.len > 0 && !(c->flags & F_CLOSE_SENT) &&
+	    c->state == ST_OPEN) {
+		int op = c->last_op ? c->last_op : WS_OP_BINARY;
+		int64_t n;
+		size_t hl;
+
+		if (c->out.size - c->out.len < c->pin.len + WS_MAX_HEADER +
+		    CTL_RESERVE)
+			return;
+		n = c->framing(buf_data(&c->pin), c->pin.len, c->pin_new, &op,
+		    &c->fstate, c->fconfig);
+		c->pin_new = 0;
+		if (n < 0 || (uint64_t)n > c->pin.len) {
+			fail(c, WS_CLOSE_INTERNAL, "framing error");
+			return;
+		}
+		if (n == 0) {
+			/* Full buffer, or the peer is done: flush as is. */
+			if (c->pin.len < c->pin.size &&
+			    !(c->flags & (F_PEOF | F_LINGER_DONE)))
+				return;
+			n = (int64_t)c->pin.len;
+			op = utf8_valid(buf_data(&c->pin), c->pin.len) ?
+			    WS_OP_TEXT : WS_OP_BINARY;
+		}
+		if (op != WS_OP_TEXT ||
+		    (!c->trusted && !utf8_valid(buf_data(&c->pin), (size_t)n)))
+			op = WS_OP_BINARY;
+		hl = ws_encode_header(hdr, op, 1, (uint64_t)n, NULL);
+		if (send_client(c, hdr, hl, buf_data(&c->pin), (size_t)n) < 0)
+			return;
+		c->p2c += (uint64_t)n;
+		buf_consume(&c->pin, (size_t)n);
+		c->last_op = op;
+	}
+}
+
+static void read_peer(conn *c)
+{
+	ssize_t n;
+
+	if (peer_is_dgram(c->pkind)) {
+		int op = WS_OP_BINARY;
+		n = recv(c->pfd, B.scratch, B.scratch_size, MSG_TRUNC);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_debug(c->id, "peer recv: %s",
+				    strerror(errno));
+			return;
+		}
+		if ((size_t)n > B.cfg->max_datagram) {
+			log_info(c->id, "dropped a %zd-byte datagram "
+			    "(max-datagram %llu)", n,
+			    (unsigned long long)B.cfg->max_datagram);
+			return;
+		}
+		if ((c->flags & F_DGRAM_TEXT) && utf8_valid(B.scratch,
+		    (size_t)n))
+			op = WS_OP_TEXT;
+		c->p2c += (uint64_t)n;
+		send_frame(c, op, B.scratch, (size_t)n);
+		return;
+	}
+	if (buf_alloc(&c->pin) < 0)
+		return;
+	n = read(c->pfd, buf_tail(&c->pin), buf_room(&c->pin));
+	if (n > 0) {
+		buf_commit(&c->pin, (size_t)n);
+		c->pin_new += (size_t)n;
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		if (n < 0)
+			log_info(c->id, "peer read: %s", strerror(errno));
+		else
+			log_debug(c->id, "peer EOF");
+		c->flags |= F_PEOF;
+		if (n < 0)
+			c->close_code = WS_CLOSE_INTERNAL;
+	}
+}
+
+static void flush_pout(conn *c)
+{
+	if (peer_is_dgram(c->pkind)) {
+		send_dgram(c);
+		return;
+	}
+	while (c->pout.len > 0) {
+		ssize_t n = write(c->pfd, buf_data(&c->pout), c->pout.len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			log_info(c->id, "peer write: %s", strerror(errno));
+			c->pout.len = c->pout.off = 0;
+			c->flags |= F_PSHUT | F_PEOF;
+			return;
+		}
+		buf_consume(&c->pout, (size_t)n);
+	}
+}
+
+/* ---- what happens next ---- */
+
+static void progress_respond(conn *c)
+{
+	/* Stream a web file into out as it drains. */
+	while (c->webfd >= 0 && c->web_left > 0 && buf_alloc(&c->out) == 0 &&
+	    buf_room(&c->out) > 0) {
+		ssize_t n = read(c->webfd, buf_tail(&c->out),
+		    buf_room(&c->out));
+		if (n <= 0) {
+			conn_close(c);   /* file shrank under us */
+			return;
+		}
+		buf_commit(&c->out, (size_t)n);
+		c->web_left -= n;
+	}
+	if (flush_out(c) < 0)
+		return;
+	if (c->out.len == 0 && c->web_left <= 0 &&
+	    !(c->flags & F_RESP_SHUT)) {
+		/* Half-close and drain what the client still sends, so our
+		 * response is not lost to a reset (lingering close). */
+		c->flags |= F_RESP_SHUT;
+		shutdown(c->cfd, SHUT_WR);
+		loop_timer_set(&c->timer, 2000 < B.cfg->close_timeout_ms ?
+		    2000 : B.cfg->close_timeout_ms);
+	}
+	if ((c->flags & F_RESP_SHUT) && (c->flags & F_CEOF)) {
+		conn_close(c);
+		return;
+	}
+	loop_events(c->cfd, LOOP_READ | (c->out.len ? LOOP_WRITE : 0));
+}
+
+/* The closing rules, in order (see the header comment of the file). */
+static void progress_close(conn *c)
+{
+	int client_done = c->flags & (F_CLOSE_RCVD | F_CEOF);
+
+	if (client_done && c->pout.len == 0 && !(c->flags & F_PSHUT) &&
+	    !(c->flags & F_DGRAM_READY)) {
+		/* Everything the client sent is with the peer: tell it. */
+		c->flags |= F_PSHUT;
+		if (!peer_is_dgram(c->pkind))
+			shutdown(c->pfd, SHUT_WR);
+		close_deadline(c);
+		if (!(c->flags & F_PEOF) && !(c->flags & F_CLOSE_SENT))
+			loop_timer_set(&c->linger, B.cfg->linger_ms);
+	}
+	if (client_done && (c->flags & (F_PEOF | F_LINGER_DONE)) &&
+	    c->pin.len == 0 && !(c->flags & F_CLOSE_SENT)) {
+		int code = c->rcvd_code;
+		if (code == 0 || code == WS_CLOSE_NO_STATUS ||
+		    !ws_close_code_valid(code))
+			code = WS_CLOSE_NORMAL;
+		if (c->flags & F_CEOF)
+			c->flags |= F_CLOSE_SENT;  /* nobody to tell */
+		else
+			send_close(c, code, NULL);
+	}
+	if ((c->flags & F_PEOF) && !client_done && c->pin.len == 0 &&
+	    !(c->flags & F_CLOSE_SENT)) {
+		close_deadline(c);
+		if (c->close_code == WS_CLOSE_INTERNAL)
+			send_close(c, WS_CLOSE_INTERNAL, "peer error");
+		else
+			send_close(c, WS_CLOSE_NORMAL, NULL);
+	}
+	if (c->state == ST_DONE)
+		return;
+	if ((c->flags & F_CLOSE_SENT) && c->out.len == 0 &&
+	    (client_done || (c->flags & F_FAIL)) &&
+	    (c->pout.len == 0 || (c->flags & F_FAIL))) {
+		log_info(c->id, "closed (%d), %llu bytes in, %llu bytes out",
+		    c->close_code, (unsigned long long)c->c2p,
+		    (unsigned long long)c->p2c);
+		conn_close(c);
+	}
+}
+
+static void progress_open(conn *c)
+{
+	int cev = 0, pev = 0;
+
+	decode_client(c);
+	if (c->state != ST_OPEN)
+		return;
+	frame_peer(c);
+	if (c->state != ST_OPEN)
+		return;
+	progress_close(c);
+	if (c->state != ST_OPEN)
+		return;
+	/* Interests: read a side only when the other side can take it. */
+	if (!(c->flags & F_CRD_DONE) && c->in.len < c->in.size &&
+	    client_room(c) > 0)
+		cev |= LOOP_READ;
+	if ((c->flags & F_CLOSE_SENT) && !(c->flags & F_CEOF))
+		cev |= LOOP_READ;   /* wait for the close reply / EOF */
+	if (c->out.len)
+		cev |= LOOP_WRITE;
+	if (!(c->flags & (F_PEOF | F_CLOSE_SENT))) {
+		size_t need = peer_is_dgram(c->pkind) ?
+		    B.scratch_size + WS_MAX_HEADER + CTL_RESERVE :
+		    WS_MAX_HEADER + CTL_RESERVE + 1;
+		if (peer_is_dgram(c->pkind) ?
+		    c->out.size - c->out.len >= need :
+		    c->pin.len < c->pin.size)
+			pev |= LOOP_READ;
+	}
+	if (c->pout.len && !(c->flags & F_PSHUT))
+		pev |= LOOP_WRITE;
+	if ((c->flags & F_DGRAM_READY))
+		pev |= LOOP_WRITE;
+	loop_events(c->cfd, cev);
+	loop_events(c->pfd, pev);
+}
+
+static void progress(conn *c)
+{
+	switch (c->state) {
+	case ST_HANDSHAKE:
+		parse_request(c);
+		if (c->state == ST_HANDSHAKE)
+			loop_events(c->cfd, c->in.len < c->in.size &&
+			    !(c->flags & F_CEOF) ? LOOP_READ : 0);
+		if (c->state != ST_RESPOND)
+			break;
+		/* FALLTHROUGH */
+	case ST_RESPOND:
+		progress_respond(c);
+		break;
+	case ST_QUERY:
+	case ST_CONNECT:
+		/* Keep reading (pipelined frames) only to notice EOF. */
+		flush_out(c);
+		if (c->state != ST_DONE)
+			loop_events(c->cfd, (c->flags & F_CEOF) ? 0 :
+			    c->in.len < c->in.size ? LOOP_READ : 0);
+		break;
+	case ST_OPEN:
+		if (flush_out(c) < 0)
+			return;
+		progress_open(c);
+		break;
+	}
+}
+
+/* ---- I/O callbacks ---- */
+
+static void client_io(int fd, int ev, void *arg)
+{
+	conn *c = arg;
+	ssize_t n;
+
+	if (ev & LOOP_WRITE) {
+		if (flush_out(c) < 0)
+			return;
+	}
+	if (ev & (LOOP_READ | LOOP_ERROR)) {
+		if (c->state == ST_RESPOND || ((c->flags & F_CRD_DONE) &&
+		    c->state == ST_OPEN)) {
+			/* Discard: nothing more is read from this client. */
+			uint8_t junk[4096];
+			n = read(fd, junk, sizeof(junk));
+		} else if (buf_alloc(&c->in) < 0) {
+			conn_close(c);
+			return;
+		} else {
+			n = read(fd, buf_tail(&c->in), buf_room(&c->in));
+			if (n > 0)
+				buf_commit(&c->in, (size_t)n);
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			if (n < 0 && c->state != ST_RESPOND) {
+				log_info(c->id, "client read: %s",
+				    strerror(errno));
+				conn_close(c);
+				return;
+			}
+			c->flags |= F_CEOF;
+			if (c->state == ST_OPEN)
+				c->flags |= F_CRD_DONE;
+			if (c->state == ST_QUERY || c->state == ST_CONNECT) {
+				log_info(c->id, "client left during the "
+				    "handshake");
+				conn_close(c);
+				return;
+			}
+		}
+	}
+	progress(c);
+}
+
+static void peer_io(int fd, int ev, void *arg)
+{
+	conn *c = arg;
+
+	(void)fd;
+	if (c->state != ST_OPEN)
+		return;
+	if (ev & (LOOP_WRITE | LOOP_ERROR))
+		flush_pout(c);
+	if (ev & (LOOP_READ | LOOP_ERROR))
+		read_peer(c);
+	progress(c);
+}
+
+/* ---- accept ---- */
+
+static void accept_io(int fd, int ev, void *arg);
+
+static void accept_resume(void *arg)
+{
+	int i;
+
+	(void)arg;
+	if (B.stopping)
+		return;
+	for (i = 0; i < B.nlfd; i++)
+		loop_watch(B.lfd[i], LOOP_READ, accept_io, NULL);
+}
+
+static void conn_new(int fd, const struct sockaddr *sa)
+{
+	conn *c = calloc(1, sizeof(*c));
+	size_t outsz = B.cfg->buffer_size + WS_MAX_HEADER + 2 * CTL_RESERVE;
+
+	if (c == NULL || (c->req = malloc(sizeof(*c->req))) == NULL) {
+		free(c);
+		close(fd);
+		log_error(0, "out of memory: connection refused");
+		return;
+	}
+	c->id = ++B.next_id;
+	c->cfd = fd;
+	c->pfd = -1;
+	c->webfd = -1;
+	sock_ntop(sa, c->client_host, sizeof(c->client_host),
+	    &c->client_port);
+	http_req_init(c->req);
+	if (outsz < B.cfg->max_datagram + WS_MAX_HEADER + 2 * CTL_RESERVE)
+		outsz = B.cfg->max_datagram + WS_MAX_HEADER + 2 * CTL_RESERVE;
+	buf_init(&c->in, B.cfg->buffer_size);
+	buf_init(&c->out, outsz);
+	buf_init(&c->pin, B.cfg->buffer_size);
+	buf_init(&c->pout, B.cfg->buffer_size);
+	loop_timer_init(&c->timer, deadline, c);
+	loop_timer_init(&c->linger, linger_over, c);
+	loop_timer_init(&c->ping, ping_tick, c);
+	if (loop_watch(fd, LOOP_READ, client_io, c) < 0) {
+		free(c->req);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->next = B.conns;
+	if (B.conns)
+		B.conns->prev = c;
+	B.conns = c;
+	c->hnext = B.hash[c->id % HASH_SIZE];
+	B.hash[c->id % HASH_SIZE] = c;
+	B.nconns++;
+	loop_timer_set(&c->timer, B.cfg->handshake_timeout_ms);
+	log_debug(c->id, "connection from %s port %u", c->client_host,
+	    c->client_port);
+}
+
+static void accept_io(int fd, int ev, void *arg)
+{
+	int i;
+
+	(void)ev;
+	(void)arg;
+	for (i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause accepting
+				 * rather than spin on a ready listener. */
+				log_warn(0, "accept: %s: pausing 100 ms",
+				    strerror(errno));
+				for (int j = 0; j < B.nlfd; j++)
+					loop_unwatch(B.lfd[j]);
+				loop_timer_set(&B.accept_timer, 100);
+			}
+			return;
+		}
+		conn_new(cfd, (struct sockaddr *)&ss);
+	}
+}
+
+/* ---- host functions for plugins ---- */
+
+struct host_watch {
+	wsy_fd_cb cb;
+	void *arg;
+};
+
+static void host_log(int level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level < LOGL_ERROR)
+		level = LOGL_ERROR;
+	if (level > LOGL_DEBUG)
+		level = LOGL_DEBUG;
+	if (level <= log_get_level())
+		log_msg(level, 0, "%s", msg);
+}
+
+static int host_watch_fd(int fd, int events, wsy_fd_cb cb, void *arg)
+{
+	/* wsy_fd_cb and loop_io_cb have the same shape and bit values. */
+	if (events == 0) {
+		loop_unwatch(fd);
+		return 0;
+	}
+	return loop_watch(fd, events & (WSY_EV_READ | WSY_EV_WRITE),
+	    (loop_io_cb)cb, arg);
+}
+
+struct host_timer {
+	loop_timer t;
+	uint64_t id;
+	wsy_timer_cb cb;
+	void *arg;
+	struct host_timer *next;
+};
+
+static struct host_timer *htimers;
+static uint64_t htimer_next;
+
+static void htimer_unlink(struct host_timer *h)
+{
+	struct host_timer **pp = &htimers;
+
+	while (*pp && *pp != h)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = h->next;
+}
+
+static void htimer_fire(void *arg)
+{
+	struct host_timer *h = arg;
+	wsy_timer_cb cb = h->cb;
+	void *a = h->arg;
+
+	htimer_unlink(h);
+	free(h);
+	cb(a);
+}
+
+static uint64_t host_timer_add(uint64_t ms, wsy_timer_cb cb, void *arg)
+{
+	struct host_timer *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return 0;
+	h->id = ++htimer_next;
+	h->cb = cb;
+	h->arg = arg;
+	loop_timer_init(&h->t, htimer_fire, h);
+	loop_timer_set(&h->t, ms);
+	h->next = htimers;
+	htimers = h;
+	return h->id;
+}
+
+static void host_timer_cancel(uint64_t id)
+{
+	struct host_timer *h;
+
+	for (h = htimers; h; h = h->next) {
+		if (h->id == id) {
+			loop_timer_stop(&h->t);
+			htimer_unlink(h);
+			free(h);
+			return;
+		}
+	}
+}
+
+static uint64_t host_now(void)
+{
+	return loop_now();
+}
+
+static const wsy_host host = {
+	.struct_size = sizeof(wsy_host),
+	.api_version = WEBSOCKSY_API_VERSION,
+	.log = host_log,
+	.answer = host_answer,
+	.watch_fd = host_watch_fd,
+	.unwatch_fd = loop_unwatch,
+	.timer_add = host_timer_add,
+	.timer_cancel = host_timer_cancel,
+	.now_ms = host_now,
+};
+
+const wsy_host *bridge_host(void)
+{
+	return &host;
+}
+
+/* ---- life cycle ---- */
+
+static void stop_now(void *arg)
+{
+	(void)arg;
+	log_warn(0, "close timeout: %zu connection(s) dropped", B.nconns);
+	loop_stop();
+}
+
+int bridge_init(const wsy_config *cfg, backend *be)
+{
+	B.cfg = cfg;
+	B.be = be;
+	B.scratch_size = cfg->max_datagram + 1;
+	if ((B.scratch = malloc(B.scratch_size)) == NULL)
+		return -1;
+	loop_timer_init(&B.accept_timer, accept_resume, NULL);
+	loop_timer_init(&B.stop_timer, stop_now, NULL);
+	return 0;
+}
+
+int bridge_listen(int fd)
+{
+	if (B.nlfd == (int)(sizeof(B.lfd) / sizeof(B.lfd[0])))
+		return -1;
+	B.lfd[B.nlfd++] = fd;
+	return loop_watch(fd, LOOP_READ, accept_io, NULL);
+}
+
+void bridge_shutdown(void)
+{
+	conn *c, *next;
+	int i;
+
+	if (B.stopping)
+		return;
+	B.stopping = 1;
+	log_info(0, "shutting down: %zu connection(s) to close",
+	    B.nconns);
+	for (i = 0; i < B.nlfd; i++) {
+		loop_unwatch(B.lfd[i]);
+		close(B.lfd[i]);
+	}
+	B.nlfd = 0;
+	loop_timer_stop(&B.accept_timer);
+	loop_timer_set(&B.stop_timer, B.cfg->close_timeout_ms);
+	for (c = B.conns; c; c = next) {
+		next = c->next;
+		if (c->state == ST_OPEN) {
+			close_deadline(c);
+			/* No more peer data: it could not follow our close. */
+			c->flags |= F_PEOF;
+			send_close(c, WS_CLOSE_GOING_AWAY, "server shutdown");
+			if (c->state == ST_OPEN)
+				progress(c);
+		} else if (c->state == ST_HANDSHAKE) {
+			conn_close(c);
+		} else if (c->state != ST_RESPOND && c->state != ST_DONE) {
+			respond(c, 503, "shutting down");
+			progress(c);
+		}
+	}
+	maybe_stopped();
+}
+
+void bridge_cleanup(void)
+{
+	struct host_timer *h, *hn;
+
+	while (B.conns)
+		conn_close(B.conns);
+	for (h = htimers; h; h = hn) {
+		hn = h->next;
+		loop_timer_stop(&h->t);
+		free(h);
+	}
+	htimers = NULL;
+	loop_timer_stop(&B.stop_timer);
+	loop_timer_stop(&B.accept_timer);
+	for (int i = 0; i < B.nlfd; i++)
+		close(B.lfd[i]);
+	B.nlfd = 0;
+	free(B.scratch);
+	B.scratch = NULL;
+}

@@ -1,0 +1,24 @@
+/*
+ * bridge.h - the connection state machine: accept, HTTP upgrade, backend
+ * query, peer connect, relay through the framing, close.  Layer: bridge
+ * (uses everything below: loop, sockets, peers, codecs, plugins).
+ */
+#ifndef WSY_BRIDGE_H
+#define WSY_BRIDGE_H
+
+#include "cfg.h"
+#include "plugin.h"
+
+/* The host functions plugins call (valid for the life of the process). */
+const wsy_host *bridge_host(void);
+
+/* Start serving with cfg and the opened, started backend be. */
+int bridge_init(const wsy_config *cfg, backend *be);
+/* Accept connections on a listening fd. */
+int bridge_listen(int fd);
+/* Graceful stop (SIGTERM): stop accepting, close 1001 to every client,
+ * stop the loop when all are gone or after close-timeout. */
+void bridge_shutdown(void);
+void bridge_cleanup(void);
+
+#endif

@@ -1,0 +1,350 @@
+/*
+ * cfg.c - the [core] key table and INI loading.
+ *
+ * Every core key is one row of a table: name, type, where it lives and its
+ * bounds.  The same row serves INI files, -C key=value and the flags, so a
+ * key has one spelling, one parser and one error message everywhere.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cfg.h"
+#include "log.h"
+
+enum { T_STR, T_UINT, T_SECS, T_PORT, T_LEVEL, T_LIST };
+
+struct key {
+	const char *name;
+	int type;
+	size_t off;
+	size_t size;          /* T_STR: capacity */
+	uint64_t min, max;    /* T_UINT / T_SECS (ms) */
+};
+
+#define STR(n, f)  { n, T_STR, offsetof(wsy_config, f), \
+	sizeof(((wsy_config *)0)->f), 0, 0 }
+#define UINT(n, f, lo, hi) { n, T_UINT, offsetof(wsy_config, f), 0, lo, hi }
+#define SECS(n, f, lo, hi) { n, T_SECS, offsetof(wsy_config, f), 0, lo, hi }
+
+static const struct key keys[] = {
+	{ "port", T_PORT, offsetof(wsy_config, port), 0, 0, 0 },
+	STR("listen", listen),
+	STR("backend", backend),
+	STR("plugins", plugins),
+	STR("web", web),
+	{ "origin", T_LIST, offsetof(wsy_config, origins), 0, 0, 0 },
+	SECS("ping", ping_ms, 0, 86400000),
+	UINT("max-connections", max_connections, 1, 10000000),
+	UINT("buffer-size", buffer_size, 1024, 64u << 20),
+	UINT("max-request-line", max_request_line, 64, 1u << 20),
+	UINT("max-header-bytes", max_header_bytes, 256, 1u << 20),
+	UINT("max-headers", max_headers, 8, 256),
+	SECS("handshake-timeout", handshake_timeout_ms, 100, 3600000),
+	SECS("connect-timeout", connect_timeout_ms, 100, 3600000),
+	SECS("close-timeout", close_timeout_ms, 100, 3600000),
+	SECS("linger", linger_ms, 0, 3600000),
+	UINT("max-datagram", max_datagram, 1, 1u << 20),
+	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
+};
+
+void cfg_defaults(wsy_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	strcpy(c->listen, "::");
+	strcpy(c->port, "8001");
+	strcpy(c->backend, "static");
+	snprintf(c->plugins, sizeof(c->plugins), "%s", WSY_PLUGINDIR);
+	c->ping_ms = 30000;
+	c->max_connections = 4096;
+	c->buffer_size = 262144;
+	c->max_request_line = 8192;
+	c->max_header_bytes = 16384;
+	c->max_headers = 100;
+	c->handshake_timeout_ms = 10000;
+	c->connect_timeout_ms = 10000;
+	c->close_timeout_ms = 10000;
+	c->linger_ms = 1000;
+	c->max_datagram = 65507;
+	c->log_level = LOGL_INFO;
+}
+
+static void free_list(char **l)
+{
+	size_t i;
+
+	for (i = 0; l && l[i]; i++)
+		free(l[i]);
+	free(l);
+}
+
+void cfg_free(wsy_config *c)
+{
+	size_t i;
+
+	free_list(c->origins);
+	for (i = 0; i < c->nbopts; i++) {
+		free(c->bopts[i].key);
+		free(c->bopts[i].value);
+		free(c->bopts[i].file);
+	}
+	free(c->bopts);
+	c->origins = NULL;
+	c->bopts = NULL;
+	c->nbopts = 0;
+}
+
+static int parse_uint(const char *s, uint64_t *v)
+{
+	char *end;
+	unsigned long long n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*v = n;
+	return 0;
+}
+
+int cfg_parse_seconds(const char *s, uint64_t *ms)
+{
+	uint64_t whole = 0, frac = 0, scale = 1000;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > 100000000)
+			return -1;
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (uint64_t)(*p - '0') * scale;
+			}
+		}
+	}
+	if (*p)
+		return -1;
+	*ms = whole * 1000 + frac;
+	return 0;
+}
+
+/* Split an allow-list on spaces and commas. */
+static int set_list(char ***dst, const char *v, char *err, size_t errlen)
+{
+	char **l = NULL;
+	size_t n = 0;
+	const char *p = v;
+
+	while (*p) {
+		size_t len = strcspn(p, " \t,");
+		if (len) {
+			char **nl = realloc(l, (n + 2) * sizeof(*l));
+			if (nl == NULL || (nl[n] = strndup(p, len)) == NULL) {
+				free_list(nl ? nl : l);
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			l = nl;
+			l[++n] = NULL;
+		}
+		p += len;
+		p += strspn(p, " \t,");
+	}
+	free_list(*dst);
+	*dst = l;
+	return 0;
+}
+
+static int set_level(int *lvl, const char *v, char *err, size_t errlen)
+{
+	static const char *names[] = { "error", "warn", "info", "debug" };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(v, names[i]) == 0) {
+			*lvl = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "'%s' is not a level (error, warn, info, "
+	    "debug)", v);
+	return -1;
+}
+
+int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const struct key *k = NULL;
+	char *field;
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, key) == 0)
+			k = &keys[i];
+	if (k == NULL) {
+		snprintf(err, errlen, "unknown key");
+		return -1;
+	}
+	field = (char *)c + k->off;
+	switch (k->type) {
+	case T_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(err, errlen, "value too long (max %zu)",
+			    k->size - 1);
+			return -1;
+		}
+		strcpy(field, value);
+		return 0;
+	case T_PORT:
+		if (parse_uint(value, &v) < 0 || v < 1 || v > 65535) {
+			snprintf(err, errlen, "'%s' is not a port (1-65535)",
+			    value);
+			return -1;
+		}
+		snprintf(field, sizeof(c->port), "%u", (unsigned)v);
+		return 0;
+	case T_LIST:
+		return set_list((char ***)(void *)field, value, err, errlen);
+	case T_LEVEL:
+		return set_level((int *)(void *)field, value, err, errlen);
+	case T_UINT:
+		if (parse_uint(value, &v) < 0) {
+			snprintf(err, errlen, "'%s' is not a number", value);
+			return -1;
+		}
+		break;
+	case T_SECS:
+		if (cfg_parse_seconds(value, &v) < 0) {
+			snprintf(err, errlen, "'%s' is not a number of seconds",
+			    value);
+			return -1;
+		}
+		break;
+	}
+	if (v < k->min || v > k->max) {
+		if (k->type == T_SECS)
+			snprintf(err, errlen, "'%s' out of range (%g-%g s)",
+			    value, k->min / 1000.0, k->max / 1000.0);
+		else
+			snprintf(err, errlen, "'%s' out of range (%llu-%llu)",
+			    value, (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+		return -1;
+	}
+	memcpy(field, &v, sizeof(v));
+	return 0;
+}
+
+int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
+    const char *file, int line)
+{
+	cfg_opt *n = realloc(c->bopts, (c->nbopts + 1) * sizeof(*n));
+	cfg_opt *o;
+
+	if (n == NULL)
+		return -1;
+	c->bopts = n;
+	o = &n[c->nbopts];
+	o->key = strdup(key);
+	o->value = strdup(value);
+	o->file = strdup(file);
+	o->line = line;
+	if (!o->key || !o->value || !o->file) {
+		free(o->key);
+		free(o->value);
+		free(o->file);
+		return -1;
+	}
+	c->nbopts++;
+	return 0;
+}
+
+/*
+ * Debian's libinih is built without INI_HANDLER_LINENO, so the handler is
+ * not told the line.  We feed inih through ini_parse_stream with our own
+ * line reader and count lines there: inih calls the handler right after
+ * reading the line that holds the key.
+ */
+struct load_ctx {
+	wsy_config *c;
+	const char *path;
+	FILE *f;
+	int line;
+	int errors;
+};
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *x = stream;
+	char *r = fgets(str, num, x->f);
+
+	if (r)
+		x->line++;
+	return r;
+}
+
+static int on_ini(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct load_ctx *x = user;
+	int line = x->line;
+	char err[256];
+
+	if (strcmp(section, "core") == 0) {
+		if (cfg_set(x->c, name, value, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
+			    err);
+			x->errors++;
+		}
+	} else if (strcmp(section, "backend") == 0) {
+		if (cfg_add_backend_opt(x->c, name, value, x->path, line) < 0) {
+			fprintf(stderr, "%s:%d: %s: out of memory\n", x->path,
+			    line, name);
+			x->errors++;
+		}
+	} else {
+		fprintf(stderr, "%s:%d: %s: unknown section [%s] (core, "
+		    "backend)\n", x->path, line, name, section);
+		x->errors++;
+	}
+	return 1;   /* keep going: report every error at once */
+}
+
+int cfg_load(wsy_config *c, const char *path)
+{
+	struct load_ctx x = { c, path, NULL, 0, 0 };
+	int r;
+
+	if ((x.f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	r = ini_parse_stream(read_line, &x, on_ini, &x);
+	fclose(x.f);
+	if (r > 0) {
+		/* inih reports the first syntax error line (a line that is
+		 * neither a section, a key = value nor a comment). */
+		fprintf(stderr, "%s:%d: syntax error (expected [section] or "
+		    "key = value)\n", path, r);
+		x.errors++;
+	} else if (r < 0) {
+		fprintf(stderr, "%s: cannot read\n", path);
+		x.errors++;
+	}
+	return x.errors;
+}

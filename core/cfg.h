@@ -1,0 +1,63 @@
+/*
+ * cfg.h - configuration: defaults, the [core] key table, INI files (libinih)
+ * and command-line settings.  Layer: config (above the bridge's protocol
+ * code, below main).  Errors are printed as "FILE:LINE: KEY: reason".
+ */
+#ifndef WSY_CFG_H
+#define WSY_CFG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One backend option, kept in order with where it came from. */
+typedef struct cfg_opt {
+	char *key, *value;
+	char *file;      /* "-c" for the command line */
+	int line;
+} cfg_opt;
+
+typedef struct wsy_config {
+	char listen[256];
+	char port[8];
+	char backend[64];
+	char plugins[PATH_MAX];
+	char web[PATH_MAX];          /* "" = no web root */
+	char **origins;              /* allow-list, NULL-terminated; NULL = any */
+	uint64_t ping_ms;            /* 0 = off */
+	uint64_t max_connections;
+	uint64_t buffer_size;
+	uint64_t max_request_line;
+	uint64_t max_header_bytes;
+	uint64_t max_headers;
+	uint64_t handshake_timeout_ms;
+	uint64_t connect_timeout_ms;
+	uint64_t close_timeout_ms;
+	uint64_t linger_ms;
+	uint64_t max_datagram;
+	int log_level;
+	cfg_opt *bopts;              /* [backend] / -c, in order */
+	size_t nbopts;
+} wsy_config;
+
+void cfg_defaults(wsy_config *c);
+void cfg_free(wsy_config *c);
+
+/* Set one [core] key.  Returns 0, or -1 with a reason in err. */
+int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
+    size_t errlen);
+
+/* Append a backend option.  Returns 0 or -1 (out of memory). */
+int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
+    const char *file, int line);
+
+/* Read an INI file: [core] keys and [backend] options.  Prints every error
+ * to stderr as "FILE:LINE: KEY: reason" and returns their count (a missing
+ * or unreadable file is one error). */
+int cfg_load(wsy_config *c, const char *path);
+
+/* Parse seconds with optional decimals ("10", "0.5") into milliseconds.
+ * Returns 0 or -1. */
+int cfg_parse_seconds(const char *s, uint64_t *ms);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * main.c - websocksy: command line, configuration, start-up, the loop.
+ *
+ *   websocksy [-p port] [-l host] [-k secs] [-b backend] [-c key=value]...
+ *             [-C corekey=value]... [-w dir] [-v|-q]...
+ *   websocksy FILE          exactly one argument: an INI file
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "cfg.h"
+#include "dns.h"
+#include "log.h"
+#include "loop.h"
+#include "plugin.h"
+#include "sock.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: websocksy [options]\n"
+"       websocksy FILE          read the configuration from an INI file\n"
+"\n"
+"  -p PORT        listen port (default 8001)\n"
+"  -l HOST        listen address (default :: = IPv6 and IPv4)\n"
+"  -k SECONDS     keepalive ping interval (default 30, 0 = off)\n"
+"  -b NAME        backend (default static)\n"
+"  -c KEY=VALUE   backend option (repeatable, kept in order)\n"
+"  -C KEY=VALUE   core option, any [core] key (repeatable)\n"
+"  -w DIR         serve static files from DIR to plain GET requests\n"
+"  -v, -q         more / less logging (repeatable)\n"
+"  -h, --help     this text\n"
+"  -V, --version  print the version\n"
+"\n"
+"static backend options: host, port, framing, framing-config, protocol\n"
+"see websocksy(8) for every key.\n");
+}
+
+/* Split "key=value" in place; returns the value or NULL. */
+static char *split_kv(char *s)
+{
+	char *eq = strchr(s, '=');
+
+	if (eq == NULL || eq == s)
+		return NULL;
+	*eq = '\0';
+	return eq + 1;
+}
+
+static int set_flag(wsy_config *c, const char *flag, const char *key,
+    const char *value)
+{
+	char err[256];
+
+	if (cfg_set(c, key, value, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s %s: %s\n", flag, key, err);
+		return 1;
+	}
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, errors = 0;
+	char *v;
+
+	while ((ch = getopt_long(argc, argv, "p:l:k:b:c:C:w:vqhV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'p': errors += set_flag(c, "-p", "port", optarg); break;
+		case 'l': errors += set_flag(c, "-l", "listen", optarg); break;
+		case 'k': errors += set_flag(c, "-k", "ping", optarg); break;
+		case 'b': errors += set_flag(c, "-b", "backend", optarg); break;
+		case 'w': errors += set_flag(c, "-w", "web", optarg); break;
+		case 'c':
+		case 'C':
+			if ((v = split_kv(optarg)) == NULL) {
+				fprintf(stderr, "-%c %s: expected key=value\n",
+				    ch, optarg);
+				errors++;
+			} else if (ch == 'C') {
+				errors += set_flag(c, "-C", optarg, v);
+			} else if (cfg_add_backend_opt(c, optarg, v, "-c",
+			    0) < 0) {
+				fprintf(stderr, "out of memory\n");
+				errors++;
+			}
+			break;
+		case 'v': (*verbosity)++; break;
+		case 'q': (*verbosity)--; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("websocksy %s\n", WSY_VERSION); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc) {
+		if (optind != 1 || argc != 2) {
+			fprintf(stderr, "websocksy: either options or exactly "
+			    "one configuration file, not both\n");
+			usage(stderr);
+			exit(2);
+		}
+		errors += cfg_load(c, argv[1]);
+	}
+	return errors;
+}
+
+/* Configure and start the backend; errors name where each key came from. */
+static int start_backend(wsy_config *c, backend *be)
+{
+	char err[256];
+	size_t i;
+	int errors = 0;
+
+	if (backend_open(be, c->backend, bridge_host(), err, sizeof(err)) < 0) {
+		fprintf(stderr, "backend: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < c->nbopts; i++) {
+		cfg_opt *o = &c->bopts[i];
+		err[0] = '\0';
+		if (be->ops->configure == NULL || be->ops->configure(be->st,
+		    o->key, o->value, err, sizeof(err)) != WSY_OK) {
+			if (o->line)
+				fprintf(stderr, "%s:%d: %s: %s\n", o->file,
+				    o->line, o->key, err[0] ? err :
+				    "rejected by the backend");
+			else
+				fprintf(stderr, "-c %s: %s\n", o->key, err[0] ?
+				    err : "rejected by the backend");
+			errors++;
+		}
+	}
+	if (errors)
+		return errors;
+	err[0] = '\0';
+	if (be->ops->start && be->ops->start(be->st, err, sizeof(err)) !=
+	    WSY_OK) {
+		fprintf(stderr, "backend %s: %s\n", c->backend,
+		    err[0] ? err : "start failed");
+		return 1;
+	}
+	return 0;
+}
+
+static void on_stop(void *arg)
+{
+	(void)arg;
+	bridge_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+	wsy_config cfg;
+	backend be;
+	int verbosity = 0, fds[16], n, i, rc = 1;
+	char err[512];
+
+	log_set_prog("websocksy");
+	cfg_defaults(&cfg);
+	if (parse_args(argc, argv, &cfg, &verbosity) > 0) {
+		cfg_free(&cfg);
+		return 1;
+	}
+	n = cfg.log_level + verbosity;
+	log_set_level(n < LOGL_ERROR ? LOGL_ERROR : n > LOGL_DEBUG ?
+	    LOGL_DEBUG : n);
+	signal(SIGPIPE, SIG_IGN);
+	plugin_set_dir(cfg.plugins);
+	memset(&be, 0, sizeof(be));
+	if (loop_init() < 0 || dns_init() < 0) {
+		fprintf(stderr, "websocksy: cannot start the event loop\n");
+		goto out;
+	}
+	if (start_backend(&cfg, &be) > 0)
+		goto out;
+	if (bridge_init(&cfg, &be) < 0)
+		goto out;
+	n = sock_listen(cfg.listen, cfg.port, fds, 16, err, sizeof(err));
+	if (n < 0) {
+		fprintf(stderr, "websocksy: %s\n", err);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		bridge_listen(fds[i]);
+	loop_signal(SIGTERM, on_stop, NULL);
+	loop_signal(SIGINT, on_stop, NULL);
+	log_info(0, "listening on %s%s%s:%s, backend %s", strchr(cfg.listen,
+	    ':') ? "[" : "", cfg.listen, strchr(cfg.listen, ':') ? "]" : "",
+	    cfg.port, cfg.backend);
+	rc = loop_run() < 0 ? 1 : 0;
+	log_info(0, "stopped");
+out:
+	bridge_cleanup();
+	backend_close(&be);
+	plugin_cleanup();
+	dns_cleanup();
+	loop_free();
+	cfg_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * plugin.c - the plugin loader.
+ */
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "framing.h"
+#include "log.h"
+#include "plugin.h"
+
+static char plugdir[PATH_MAX] = WSY_PLUGINDIR;
+
+struct loaded {
+	char name[64];
+	void *dl;
+	wsy_framing_fn fn;
+	struct loaded *next;
+};
+
+static struct loaded *framings;
+
+void plugin_set_dir(const char *dir)
+{
+	snprintf(plugdir, sizeof(plugdir), "%s", dir);
+}
+
+static int valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n < 64 && strspn(name,
+	    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+	    == n;
+}
+
+/* dlopen kind_name.so and check its WSY_PLUGIN before anything else. */
+static const wsy_plugin *load(const char *kind, const char *name,
+    uint32_t want, size_t ops_size, void **dl, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 80];
+	const wsy_plugin *p;
+
+	if (!valid_name(name)) {
+		snprintf(err, errlen, "bad %s name '%s'", kind, name);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s/%s_%s.so", plugdir, kind, name);
+	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		snprintf(err, errlen, "unknown %s '%s' (cannot load %s: %s)",
+		    kind, name, path, dlerror());
+		return NULL;
+	}
+	p = dlsym(*dl, WSY_PLUGIN_SYMBOL);
+	if (p == NULL)
+		snprintf(err, errlen, "%s: no %s symbol: not a websocksy "
+		    "plugin", path, WSY_PLUGIN_SYMBOL);
+	else if (p->api_version != WEBSOCKSY_API_VERSION)
+		snprintf(err, errlen, "%s: built for plugin API version %u, "
+		    "this websocksy speaks version %u: rebuild the plugin",
+		    path, p->api_version, WEBSOCKSY_API_VERSION);
+	else if (p->kind != want)
+		snprintf(err, errlen, "%s: not a %s plugin", path, kind);
+	else if (p->ops == NULL || p->ops_size < ops_size)
+		snprintf(err, errlen, "%s: ops table too small (%zu < %zu)",
+		    path, p->ops_size, ops_size);
+	else
+		return p;
+	dlclose(*dl);
+	*dl = NULL;
+	return NULL;
+}
+
+int backend_open(backend *b, const char *name, const wsy_host *host,
+    char *err, size_t errlen)
+{
+	const wsy_plugin *p;
+
+	memset(b, 0, sizeof(*b));
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	if (strcmp(name, "static") == 0) {
+		b->ops = &backend_static_ops;
+	} else {
+		p = load("backend", name, WSY_KIND_BACKEND,
+		    sizeof(wsy_backend_ops), &b->dl, err, errlen);
+		if (p == NULL)
+			return -1;
+		b->ops = p->ops;
+		if (!b->ops->init || !b->ops->query) {
+			snprintf(err, errlen, "backend %s: init and query "
+			    "are required", name);
+			dlclose(b->dl);
+			b->dl = NULL;
+			return -1;
+		}
+	}
+	err[0] = '\0';
+	if ((b->st = b->ops->init(host, err, errlen)) == NULL) {
+		if (!err[0])
+			snprintf(err, errlen, "backend %s: init failed", name);
+		backend_close(b);
+		return -1;
+	}
+	return 0;
+}
+
+void backend_close(backend *b)
+{
+	if (b->st && b->ops->cleanup)
+		b->ops->cleanup(b->st);
+	b->st = NULL;
+	if (b->dl)
+		dlclose(b->dl);
+	b->dl = NULL;
+}
+
+int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
+    int *trusted, char *err, size_t errlen)
+{
+	const wsy_plugin *p;
+	struct loaded *l;
+	void *dl;
+
+	if ((*fn = framing_builtin(name)) != NULL) {
+		*trusted = 1;
+		return framing_builtin_check(name, config ? config : "", err,
+		    errlen);
+	}
+	*trusted = 0;
+	for (l = framings; l; l = l->next) {
+		if (strcmp(l->name, name) == 0) {
+			*fn = l->fn;
+			return 0;
+		}
+	}
+	p = load("framing", name, WSY_KIND_FRAMING, sizeof(wsy_framing_ops),
+	    &dl, err, errlen);
+	if (p == NULL)
+		return -1;
+	if (((const wsy_framing_ops *)p->ops)->frame == NULL) {
+		snprintf(err, errlen, "framing %s: no frame function", name);
+		dlclose(dl);
+		return -1;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		dlclose(dl);
+		return -1;
+	}
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->dl = dl;
+	l->fn = *fn = ((const wsy_framing_ops *)p->ops)->frame;
+	l->next = framings;
+	framings = l;
+	return 0;
+}
+
+void plugin_cleanup(void)
+{
+	struct loaded *l, *next;
+
+	for (l = framings; l; l = next) {
+		next = l->next;
+		dlclose(l->dl);
+		free(l);
+	}
+	framings = NULL;
+}

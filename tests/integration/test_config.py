@@ -1,0 +1,257 @@
+"""Command line and INI configuration, config errors, listening addresses."""
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+from conftest import BIN, free_port, run_async, run_binary, tcp_peer_args
+from rawws import OP_TEXT, RawWS
+
+
+def echo_ok(host, port, text="ping?"):
+    c = RawWS(host, port)
+    try:
+        c.handshake()
+        c.send_text(text)
+        return c.read_message() == (OP_TEXT, text.encode())
+    finally:
+        c.close()
+
+
+def refused(host, port):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam)
+    s.settimeout(1)
+    try:
+        s.connect((host, port))
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------ info
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help(flag):
+    rc, out, err = run_binary([flag])
+    assert rc == 0
+    assert "usage" in out.lower(), out
+    for opt in ("-p", "-l", "-b", "-c"):
+        assert opt in out, "help does not mention %s" % opt
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version(flag):
+    rc, out, err = run_binary([flag])
+    assert rc == 0
+    assert out.strip() == "websocksy 0.1.0", out
+
+
+# ----------------------------------------------------------------- flags
+def test_port_flag_and_listen_log(websocksy, peers):
+    peer = peers.tcp_echo()
+    port = free_port()
+    srv = websocksy("-p", str(port), *tcp_peer_args(peer))
+    assert srv.port == port
+    assert echo_ok("127.0.0.1", port)
+    assert re.search(r"websocksy\[%d\]: info: .*listening on \[::\]:%d" % (srv.pid, port),
+                     srv.stderr()), srv.stderr()
+
+
+def test_listen_ipv4_only(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-l", "127.0.0.1", *tcp_peer_args(peer))
+    assert echo_ok("127.0.0.1", srv.port)
+    assert "listening on 127.0.0.1:%d" % srv.port in srv.stderr()
+    assert refused("::1", srv.port)
+
+
+def test_listen_ipv6_loopback(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-l", "::1", *tcp_peer_args(peer), probe=("::1",))
+    assert echo_ok("::1", srv.port)
+    assert "listening on [::1]:%d" % srv.port in srv.stderr()
+    assert refused("127.0.0.1", srv.port)
+
+
+def test_default_dual_stack(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy(*tcp_peer_args(peer))          # default listen = ::
+    assert echo_ok("127.0.0.1", srv.port, "via v4")
+    assert echo_ok("::1", srv.port, "via v6")
+
+
+def test_listen_localhost(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-l", "localhost", *tcp_peer_args(peer), probe=("127.0.0.1", "::1"))
+    assert echo_ok("127.0.0.1", srv.port) if not refused("127.0.0.1", srv.port) \
+        else echo_ok("::1", srv.port)
+
+
+def test_backend_flag_static(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-b", "static", *tcp_peer_args(peer))
+    assert echo_ok("127.0.0.1", srv.port)
+
+
+def test_backend_unknown_fails(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), "-b", "nosuchbackend"], cwd=str(tmp_path))
+    assert rc != 0
+    assert "nosuchbackend" in err, err
+
+
+def test_core_option_flag(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-C", "max-connections=1", *tcp_peer_args(peer))
+    a = RawWS("127.0.0.1", srv.port)
+    a.handshake()
+    b = RawWS("127.0.0.1", srv.port)
+    b.send(b.request_bytes())
+    assert b.read_response().status == 503
+
+
+def test_verbosity_flags(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-v", "-v", *tcp_peer_args(peer))
+    assert echo_ok("127.0.0.1", srv.port)
+    srvq = websocksy("-q", "-q", *tcp_peer_args(peer))
+    assert echo_ok("127.0.0.1", srvq.port)
+    assert "info:" not in srvq.stderr(), srvq.stderr()
+
+
+# ------------------------------------------------------------------- INI
+def test_ini_file(websocksy, peers):
+    peer = peers.tcp_echo()
+    ini = """; websocksy test configuration
+[core]
+port = {port}
+listen = 127.0.0.1
+ping = 0
+max-connections = 10
+handshake-timeout = 2.5
+log-level = debug
+
+[backend]
+host = 127.0.0.1   ; inline comment
+port = %d
+framing = binary
+protocol = chat
+""" % peer.port
+    srv = websocksy(ini=ini)
+    c = RawWS("127.0.0.1", srv.port)
+    r = c.handshake(headers=[("Sec-WebSocket-Protocol", "chat")])
+    assert r.get("Sec-WebSocket-Protocol") == "chat"
+    c.send_text("ini works")
+    assert c.read_message() == (2, b"ini works")       # binary framing
+    assert "listening on 127.0.0.1:%d" % srv.port in srv.stderr()
+
+
+def test_ini_full_peer_uri(websocksy, peers):
+    peer = peers.udp_echo()
+    ini = "[core]\nport = {port}\n[backend]\nhost = udp://127.0.0.1:%d\n" % peer.port
+    srv = websocksy(ini=ini)
+    assert echo_ok("127.0.0.1", srv.port, "over udp")
+
+
+# ---------------------------------------------------------- config errors
+def config_error(tmp_path, text, name="bad.ini"):
+    (tmp_path / name).write_text(text)
+    rc, out, err = run_binary([name], cwd=str(tmp_path))
+    assert rc == 1, "exit %s, stderr:\n%s" % (rc, err)
+    assert "listening on" not in err
+    return err
+
+
+def test_ini_unknown_key(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\nbogus-key = 1\n" % free_port())
+    assert "bad.ini:3: bogus-key: " in err, err
+
+
+def test_ini_unknown_backend_key(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n\n[backend]\nhost = 127.0.0.1\nfoo = 2\n"
+                       % free_port())
+    assert "bad.ini:6: foo: " in err, err
+
+
+def test_ini_bad_number(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = eighty\n")
+    assert "bad.ini:2: port: " in err, err
+
+
+@pytest.mark.parametrize("key,value", [("max-connections", "12abc"), ("buffer-size", "-5"),
+                                       ("handshake-timeout", "soon"), ("ping", "x")])
+def test_ini_bad_numbers(tmp_path, key, value):
+    err = config_error(tmp_path, "[core]\n%s = %s\n" % (key, value))
+    assert "bad.ini:2: %s: " % key in err, err
+
+
+def test_ini_bad_peer_uri(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n[backend]\nhost = gopher://127.0.0.1:70\n"
+                       % free_port())
+    assert "bad.ini:4: host: " in err, err
+
+
+def test_ini_unknown_framing(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n[backend]\nhost = 127.0.0.1\nport = 1\n"
+                       "framing = nosuchframing\n" % free_port())
+    assert "bad.ini:6: framing: " in err, err
+
+
+def test_ini_unknown_section(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n[nosuchsection]\nkey = 1\n" % free_port())
+    assert "bad.ini:" in err, err
+
+
+def test_ini_all_errors_reported(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = nope\nmax-headers = many\nwhatever = 1\n")
+    assert "bad.ini:2: port: " in err, err
+    assert "bad.ini:3: max-headers: " in err, err
+    assert "bad.ini:4: whatever: " in err, err
+
+
+def test_missing_ini_file(tmp_path):
+    rc, out, err = run_binary(["does-not-exist.ini"], cwd=str(tmp_path))
+    assert rc == 1
+    assert "does-not-exist.ini" in err, err
+
+
+def test_flag_unknown_backend_option(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), "-c", "nosuchkey=1"], cwd=str(tmp_path))
+    assert rc == 1
+    assert "-c nosuchkey: " in err, err
+
+
+def test_flag_unknown_framing(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), "-c", "framing=nosuchframing"],
+                              cwd=str(tmp_path))
+    assert rc == 1
+    assert "-c framing: " in err, err
+
+
+def test_flag_bad_core_option(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), "-C", "max-connections=lots"],
+                              cwd=str(tmp_path))
+    assert rc == 1
+    assert "max-connections" in err, err
+
+
+def test_flag_bad_port(tmp_path):
+    rc, out, err = run_binary(["-p", "notaport"], cwd=str(tmp_path))
+    assert rc != 0
+    assert "listening on" not in err
+
+
+def test_two_positional_arguments(tmp_path):
+    (tmp_path / "a.ini").write_text("[core]\nport = %d\n" % free_port())
+    (tmp_path / "b.ini").write_text("[core]\nport = %d\n" % free_port())
+    rc, out, err = run_binary(["a.ini", "b.ini"], cwd=str(tmp_path))
+    assert rc != 0
+    assert "listening on" not in err
+
+
+def test_unknown_option(tmp_path):
+    rc, out, err = run_binary(["--no-such-option"], cwd=str(tmp_path))
+    assert rc != 0
