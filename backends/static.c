@@ -51,19 +51,50 @@ static int copy(char *dst, size_t size, const char *v, char *err,
 	return WSY_OK;
 }
 
+/* Check what can be checked per key now, so the error names the line. */
+static int check_host(const char *v, char *err, size_t errlen)
+{
+	peer_uri u;
+
+	if (*v == '\0') {
+		snprintf(err, errlen, "empty host");
+		return WSY_ERROR;
+	}
+	if (strstr(v, "://") && peer_uri_parse(v, "1", &u, err, errlen) < 0)
+		return WSY_ERROR;
+	return WSY_OK;
+}
+
+static int check_port(const char *v, char *err, size_t errlen)
+{
+	char *end;
+	long p = strtol(v, &end, 10);
+
+	if (*v < '0' || *v > '9' || *end || p < 1 || p > 65535) {
+		snprintf(err, errlen, "'%s' is not a port (1-65535)", v);
+		return WSY_ERROR;
+	}
+	return WSY_OK;
+}
+
 static int st_configure(void *st, const char *key, const char *value,
     char *err, size_t errlen)
 {
 	struct static_be *s = st;
+	wsy_framing_fn fn;
+	int trusted;
 
 	if (strcmp(key, "host") == 0)
-		return copy(s->hostname, sizeof(s->hostname), value, err,
+		return check_host(value, err, errlen) != WSY_OK ? WSY_ERROR :
+		    copy(s->hostname, sizeof(s->hostname), value, err,
 		    errlen);
 	if (strcmp(key, "port") == 0)
-		return copy(s->port, sizeof(s->port), value, err, errlen);
+		return check_port(value, err, errlen) != WSY_OK ? WSY_ERROR :
+		    copy(s->port, sizeof(s->port), value, err, errlen);
 	if (strcmp(key, "framing") == 0)
-		return copy(s->framing, sizeof(s->framing), value, err,
-		    errlen);
+		return framing_resolve(value, NULL, &fn, &trusted, err,
+		    errlen) < 0 ? WSY_ERROR : copy(s->framing,
+		    sizeof(s->framing), value, err, errlen);
 	if (strcmp(key, "framing-config") == 0)
 		return copy(s->framing_config, sizeof(s->framing_config),
 		    value, err, errlen);

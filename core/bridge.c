@@ -105,6 +105,7 @@ static struct {
 	int lfd[16];
 	int nlfd;
 	int stopping;
+	uint64_t querying;            /* id inside backend query(), or 0 */
 	loop_timer stop_timer;
 	loop_timer accept_timer;
 	uint8_t *scratch;             /* one datagram */
@@ -491,7 +492,9 @@ static int ask_backend(conn *c)
 	q.client_addr = c->client_host;
 	q.client_port = c->client_port;
 	c->state = ST_QUERY;
+	B.querying = c->id;
 	ret = B.be->ops->query(B.be->st, &q, c->id);
+	B.querying = 0;
 	free(hs);
 	free(protos);
 	free(c->reqcopy);
@@ -557,15 +560,29 @@ static void parse_request(conn *c)
 
 static void on_peer(void *arg, int fd, char *bound_path, const char *err);
 
+static int answer(conn *c, const wsy_answer *a);
+
+/* Answers arrive inside query() (the caller goes on with the connection)
+ * or later from the loop (then we drive it from here). */
 static int host_answer(uint64_t qid, const wsy_answer *a)
 {
 	conn *c = conn_find(qid);
+	int r;
+
+	if (c == NULL || c->state != ST_QUERY || a == NULL)
+		return -1;
+	r = answer(c, a);
+	if (B.querying != qid && c->state != ST_DONE)
+		progress(c);
+	return r;
+}
+
+static int answer(conn *c, const wsy_answer *a)
+{
 	const char *fname, *fconf;
 	char e[256];
 	peer_uri u;
 
-	if (c == NULL || c->state != ST_QUERY || a == NULL)
-		return -1;
 	if (a->status != 0) {
 		respond(c, a->status >= 400 && a->status < 600 ? a->status :
 		    500, "refused by the backend");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "framing.h"
 #include "log.h"
@@ -48,9 +49,14 @@ static const wsy_plugin *load(const char *kind, const char *name,
 		return NULL;
 	}
 	snprintf(path, sizeof(path), "%s/%s_%s.so", plugdir, kind, name);
+	if (access(path, F_OK) != 0) {
+		snprintf(err, errlen, "unknown %s '%s' (not built in, and no "
+		    "%s)", kind, name, path);
+		return NULL;
+	}
 	if ((*dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		snprintf(err, errlen, "unknown %s '%s' (cannot load %s: %s)",
-		    kind, name, path, dlerror());
+		snprintf(err, errlen, "%s %s: cannot load: %s", kind, name,
+		    dlerror());
 		return NULL;
 	}
 	p = dlsym(*dl, WSY_PLUGIN_SYMBOL);
@@ -125,8 +131,8 @@ int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
 
 	if ((*fn = framing_builtin(name)) != NULL) {
 		*trusted = 1;
-		return framing_builtin_check(name, config ? config : "", err,
-		    errlen);
+		return config == NULL ? 0 : framing_builtin_check(name,
+		    config, err, errlen);
 	}
 	*trusted = 0;
 	for (l = framings; l; l = l->next) {

@@ -30,7 +30,8 @@ void backend_close(backend *b);
  * The framing called name: built in, or framing_<name>.so loaded once and
  * kept until plugin_cleanup().  *trusted is 1 for built-in framings (they
  * only ever mark valid UTF-8 as text; the core checks plugins' text
- * frames).  config is checked for built-in framings.  Returns 0 or -1.
+ * frames).  config, unless NULL, is checked for built-in framings.
+ * Returns 0 or -1.
  */
 int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
     int *trusted, char *err, size_t errlen);
