@@ -1254,6 +1254,9 @@ struct host_watch {
 };
 
 static void host_log(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void host_log(int level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;

@@ -37,6 +37,7 @@ static const struct key keys[] = {
 	STR("backend", backend),
 	STR("plugins", plugins),
 	STR("web", web),
+	STR("resolver", resolver),
 	{ "origin", T_LIST, offsetof(wsy_config, origins), 0, 0, 0 },
 	SECS("ping", ping_ms, 0, 86400000),
 	UINT("max-connections", max_connections, 1, 10000000),

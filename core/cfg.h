@@ -23,6 +23,7 @@ typedef struct wsy_config {
 	char backend[64];
 	char plugins[PATH_MAX];
 	char web[PATH_MAX];          /* "" = no web root */
+	char resolver[256];          /* DNS servers, "" = resolv.conf */
 	char **origins;              /* allow-list, NULL-terminated; NULL = any */
 	uint64_t ping_ms;            /* 0 = off */
 	uint64_t max_connections;

@@ -167,8 +167,10 @@ int dns_init(void)
 }
 
 /*
- * Queries still running get no callback (their users may be gone by now).
- * Call before loop_free(): c-ares unwatches its sockets while closing them.
+ * Queries still running get no callback (their users may be gone by now)
+ * but stay allocated until their owner's dns_cancel(), so a handle held
+ * elsewhere never dangles.  Call before loop_free(): c-ares unwatches its
+ * sockets while closing them and our timer sits in the loop's heap.
  */
 void dns_cleanup(void)
 {

@@ -27,7 +27,13 @@ typedef void (*dns_cb)(void *arg, const dns_addr *addrs, size_t n,
 typedef struct dns_query dns_query;
 
 int dns_init(void);
+/* Must run before loop_free(): c-ares unwatches its sockets as it closes
+ * them. */
 void dns_cleanup(void);
+
+/* Use these servers ("127.0.0.1:5353,[::1]:53") instead of resolv.conf.
+ * Returns 0 or -1. */
+int dns_set_servers(const char *csv);
 
 /* socktype SOCK_STREAM or SOCK_DGRAM.  Returns a handle or NULL (out of
  * memory, err set through the callback is not possible then). */

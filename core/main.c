@@ -182,6 +182,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "websocksy: cannot start the event loop\n");
 		goto out;
 	}
+	if (cfg.resolver[0] && dns_set_servers(cfg.resolver) < 0) {
+		fprintf(stderr, "websocksy: resolver: bad server list '%s'\n",
+		    cfg.resolver);
+		goto out;
+	}
 	if (start_backend(&cfg, &be) > 0)
 		goto out;
 	if (bridge_init(&cfg, &be) < 0)

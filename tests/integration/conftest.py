@@ -187,7 +187,9 @@ def websocksy(tmp_path, peers):
             path = tmp_path / "websocksy.ini"
             path.write_text(ini.replace("{port}", str(port)))
             args = [str(path)]
-        elif "-p" not in args:
+        elif "-p" in args:
+            port = int(args[args.index("-p") + 1])
+        else:
             args = ["-p", str(port)] + args
         s = Server(args, str(tmp_path), str(tmp_path / ("stderr%d.log" % len(servers))),
                    port, probe)

@@ -356,3 +356,52 @@ def test_sigterm_stops_accepting(websocksy, peers):
         pass
     c.send_quiet(build_frame(OP_CLOSE, close_payload(1001)))
     assert srv.wait_exit(5) == 0
+
+
+# ------------------------------------------------------- abrupt endings
+def test_peer_closes_right_away(websocksy, peers):
+    peer = peers.tcp_sender(b"")
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.raw()
+    c.send(c.request_bytes())
+    r = c.read_response()
+    assert r.status in (101, 502), r
+    if r.status == 101:
+        f = c.read_close()
+        assert f.close_code == 1000, f
+        c.send_quiet(build_frame(OP_CLOSE, close_payload(1000)))
+    assert c.wait_eof(5)
+
+
+def test_client_tcp_close_without_close_frame(websocksy, peers):
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    c.send(build_frame(OP_BIN, b"x" * 100000))
+    c.close()
+    rec = peer.wait_conn()
+    assert rec.eof.wait(5) or rec.done.wait(1), "peer connection not ended"
+    assert bytes(rec.data) == b"x" * 100000
+
+
+def test_close_with_max_length_reason(websocksy, peers):
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    c.send(build_frame(OP_CLOSE, close_payload(4321, "r" * 123)))
+    f = c.read_close()
+    assert f.close_code == 4321
+    assert c.wait_eof(5)
+
+
+def test_data_after_close_is_ignored(websocksy, peers):
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    c.send(build_frame(OP_BIN, b"before") + build_frame(OP_CLOSE, close_payload(1000))
+           + build_frame(OP_BIN, b"after"))
+    f = c.read_close()
+    assert f.close_code == 1000
+    rec = peer.wait_conn()
+    assert rec.eof.wait(5)
+    assert bytes(rec.data) == b"before"

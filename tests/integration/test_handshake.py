@@ -248,3 +248,38 @@ def test_handshake_with_websockets_client(websocksy, peers):
 async def asyncio_wait(aw, t=5):
     import asyncio
     return await asyncio.wait_for(aw, t)
+
+
+def test_peer_connect_timeout_502(websocksy):
+    """A peer whose accept queue is full never completes the TCP handshake."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    filler = socket.create_connection(lst.getsockname(), timeout=2)
+    try:
+        srv = websocksy("-C", "connect-timeout=1", "-c", "host=127.0.0.1",
+                        "-c", "port=%d" % lst.getsockname()[1])
+        c = srv.raw()
+        t0 = time.monotonic()
+        c.send(c.request_bytes())
+        r = c.read_response(timeout=6)
+        dt = time.monotonic() - t0
+        check_error_response(r, c, 502)
+        assert 0.7 <= dt <= 4, "502 after %.2fs with connect-timeout=1" % dt
+    finally:
+        filler.close()
+        lst.close()
+
+
+def test_request_with_pipelined_frames_and_close(websocksy, peers):
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.raw()
+    c.send(c.request_bytes() + build_frame(OP_TEXT, b"all ") + build_frame(OP_TEXT, b"at once")
+           + build_frame(8, b"\x03\xe8"))
+    assert c.read_response().status == 101
+    f = c.read_close()
+    assert f.close_code == 1000
+    rec = peer.wait_conn()
+    assert rec.eof.wait(5)
+    assert bytes(rec.data) == b"all at once"

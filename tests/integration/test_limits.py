@@ -105,10 +105,13 @@ def test_client_not_reading_does_not_grow_server(websocksy, peers):
     total = 50 * 1024 * 1024
     progress = {"sent": 0, "last": time.monotonic(), "done": False}
     stop = threading.Event()
+    go = threading.Event()
 
     def flood(rec, srv):
         s = rec.sock
         s.settimeout(0.2)
+        go.wait(10)
+        progress["last"] = time.monotonic()
         chunk = os.urandom(65536)
         while progress["sent"] < total and not stop.is_set() and not srv.stopping.is_set():
             try:
@@ -128,6 +131,8 @@ def test_client_not_reading_does_not_grow_server(websocksy, peers):
     rec = peer.wait_conn()
     time.sleep(0.2)
     base = vmrss_kb(srv.pid)
+    go.set()
+    time.sleep(0.3)
     # wait until the flood stalls (no progress for 1 s), at most 20 s
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -138,6 +143,8 @@ def test_client_not_reading_does_not_grow_server(websocksy, peers):
     sent = progress["sent"]
     stop.set()
     growth_mb = (peak - base) / 1024.0
+    print("client-not-reading: peer sent %.1f MB, server RSS %d -> %d kB"
+          % (sent / 1048576.0, base, peak))
     assert sent < total, "peer could send all 50 MB to a client that does not read"
     assert growth_mb < 40, "server RSS grew by %.1f MB (peer sent %.1f MB)" % (
         growth_mb, sent / 1048576.0)
@@ -181,7 +188,10 @@ def test_peer_not_reading_does_not_grow_server(websocksy, peers):
             n = 0
         sent += n
         last = time.monotonic()
-    growth_mb = (vmrss_kb(srv.pid) - base) / 1024.0
+    peak = vmrss_kb(srv.pid)
+    growth_mb = (peak - base) / 1024.0
+    print("peer-not-reading: client sent %.1f MB, server RSS %d -> %d kB"
+          % (sent / 1048576.0, base, peak))
     c.sock.settimeout(5)
     assert sent < 50 * 1024 * 1024, "client could push 50 MB to a peer that does not read"
     assert growth_mb < 40, "server RSS grew by %.1f MB" % growth_mb

@@ -416,3 +416,54 @@ def test_keepalive_drops_silent_client(websocksy, peers):
     assert closed, "client that never answers pings was not dropped"
     rec = peer.wait_conn()
     assert rec.done.wait(5) or rec.eof.wait(5)
+
+
+def test_frame_larger_than_buffer_size_is_flushed(websocksy, peers):
+    peer = peers.tcp_manual()
+    srv = websocksy("-C", "buffer-size=4096",
+                    *tcp_peer_args(peer, "-c", "framing=separator", "-c", "framing-config=\\n"))
+    c = srv.ws()
+    rec = peer.wait_conn()
+    blob = b"y" * 20000                  # no separator anywhere
+    rec.sock.settimeout(5)
+    rec.sock.sendall(blob)
+    # whole buffers are flushed without a separator; the rest waits for one
+    data, msgs = c.read_bytes(16384, timeout=5)
+    assert all(len(p) <= 4096 + 16 for _, p in msgs), [len(p) for _, p in msgs]
+    rec.sock.sendall(b"tail\n")
+    more, msgs2 = c.read_bytes(len(blob) + 5 - len(data), timeout=5)
+    assert data + more == blob + b"tail\n"
+    assert msgs2[-1][1].endswith(b"tail\n")
+
+
+def test_peer_host_name_resolved(websocksy, peers):
+    """host = localhost goes through the (asynchronous) resolver; listen on
+    the same port on 127.0.0.1 and ::1 so either answer works."""
+    import socket as so
+    from conftest import StreamServer, echo_handler
+    for _ in range(20):
+        p4 = peers.tcp_echo()
+        try:
+            p6 = StreamServer(echo_handler, so.AF_INET6, ("::1", p4.port))
+            break
+        except OSError:
+            continue
+    else:
+        pytest.skip("no port free on both 127.0.0.1 and ::1")
+    try:
+        srv = websocksy("-c", "host=localhost", "-c", "port=%d" % p4.port)
+        assert run_async(echo_roundtrips(srv.url, ["resolved"], True)) == ["resolved"]
+    finally:
+        p6.close()
+
+
+def test_many_small_continuation_frames(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy(*tcp_peer_args(peer, "-c", "framing=binary"))
+    c = srv.ws()
+    payload = os.urandom(300 * 100)
+    frames = [build_frame(OP_BIN if i == 0 else OP_CONT, payload[i * 100:(i + 1) * 100],
+                          fin=(i == 299)) for i in range(300)]
+    c.send(b"".join(frames))
+    data, _ = c.read_bytes(len(payload), timeout=10)
+    assert data == payload

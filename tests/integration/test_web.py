@@ -31,9 +31,7 @@ def get(port, path, method="GET", host="127.0.0.1", extra=""):
     c = RawWS(host, port)
     c.send(("%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n" % (method, path, port, extra))
            .encode("latin-1"))
-    r = c.read_response()
-    if method == "HEAD":
-        r.body = b""
+    r = c.read_response(body=(method != "HEAD"))
     return r, c
 
 
