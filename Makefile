@@ -40,10 +40,50 @@ MAIN_OBJ := $(B)/core/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-all: $(B)/websocksy
+# Plugins: framing/NAME.c -> framing_NAME.so, backends/NAME.c ->
+# backend_NAME.so (static is built in).  Each is one self-contained source
+# that includes only the public header, as an outside plugin would.
+FRAMING_SRC := $(wildcard framing/*.c)
+BACKEND_SRC := $(filter-out backends/static.c,$(wildcard backends/*.c))
+PLUGINS := $(FRAMING_SRC:framing/%.c=$(B)/plugins/framing_%.so) \
+	   $(BACKEND_SRC:backends/%.c=$(B)/plugins/backend_%.so)
+
+# Test-only plugins: tests/plugins/NAME.c -> $(B)/testplugins/NAME.so.
+TESTPLUGIN_SRC := $(wildcard tests/plugins/*.c)
+TESTPLUGINS := $(TESTPLUGIN_SRC:tests/plugins/%.c=$(B)/testplugins/%.so)
+
+# Benchmark tools: tests/bench/NAME.c -> $(B)/bench/NAME (see make bench).
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+# websocksy-client: a thin main over core/ (client/*.c + libwsy.a).
+CLIENT_SRC := $(wildcard client/*.c)
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(B)/%.o)
+CLIENT_BIN := $(if $(CLIENT_SRC),$(B)/websocksy-client)
+
+all: $(B)/websocksy $(CLIENT_BIN) $(PLUGINS) $(TESTPLUGINS)
 
 # Everything built, nothing run (used for the clang build in make test).
-build-all: $(B)/websocksy $(UNIT_BIN)
+build-all: $(B)/websocksy $(CLIENT_BIN) $(PLUGINS) $(UNIT_BIN) $(BENCH_BIN)
+
+$(B)/websocksy-client: $(CLIENT_OBJ) $(B)/libwsy.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/plugins/framing_%.so: framing/%.c plugins/websocksy_plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< $(PLUGIN_LIBS)
+
+$(B)/plugins/backend_%.so: backends/%.c plugins/websocksy_plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< $(PLUGIN_LIBS)
+
+$(B)/testplugins/%.so: tests/plugins/%.c plugins/websocksy_plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+$(B)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BENCH_LIBS)
 
 $(B)/libwsy.a: $(CORE_OBJ)
 	@rm -f $@
@@ -77,6 +117,11 @@ test: deps
 		$(MAKE) CC=clang BUILD=build/clang build-all; fi
 	$(PYTHON) -m pytest -q tests/integration
 
+# Benchmarks: not part of make test; bounded, stops by itself.
+bench: deps
+	$(MAKE) all $(BENCH_BIN)
+	$(PYTHON) tests/bench/run.py
+
 run: deps
 	$(MAKE) all
 	sh demo/run.sh
@@ -91,5 +136,5 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all build-all unit deps test clean run install
+.PHONY: all build-all unit deps test clean run install bench
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -81,7 +81,7 @@ static int st_configure(void *st, const char *key, const char *value,
     char *err, size_t errlen)
 {
 	struct static_be *s = st;
-	wsy_framing_fn fn;
+	const wsy_framing_ops *fn;
 	int trusted;
 
 	if (strcmp(key, "host") == 0)
@@ -109,7 +109,7 @@ static int st_configure(void *st, const char *key, const char *value,
 static int st_start(void *st, char *err, size_t errlen)
 {
 	struct static_be *s = st;
-	wsy_framing_fn fn;
+	const wsy_framing_ops *fn;
 	peer_uri u;
 	int trusted;
 

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "peer.h"
+#include "session.h"
 #include "sock.h"
 #include "utf8.h"
 #include "web.h"
@@ -78,13 +79,16 @@ typedef struct conn {
 	peer_conn *pc;
 	char *bound_path;
 	char peer_name[300];
-	wsy_framing_fn framing;
+	const wsy_framing_ops *fops;
 	int trusted;
 	void *fstate;
 	char *fconfig;
 	int last_op;
 	size_t pin_new;               /* peer bytes not yet shown to framing */
 	char *protocol;
+	session *sess;                /* framing session, if any */
+	int ws_paused;                /* the session paused client reads */
+	int ws_blocked;               /* the session waits for out room */
 	int close_code;               /* the code our close frame carries */
 	int rcvd_code;
 	int webfd;
@@ -113,6 +117,7 @@ static struct {
 } B;
 
 static void progress(conn *c);
+static void end_session(conn *c, int code);
 static void client_io(int fd, int ev, void *arg);
 static void peer_io(int fd, int ev, void *arg);
 
@@ -165,6 +170,7 @@ static void conn_close(conn *c)
 	loop_timer_stop(&c->ping);
 	if (c->pc)
 		peer_cancel(c->pc);
+	end_session(c, WS_CLOSE_ABNORMAL);
 	if (c->cfd >= 0) {
 		loop_unwatch(c->cfd);
 		close(c->cfd);
@@ -179,8 +185,11 @@ static void conn_close(conn *c)
 	}
 	if (c->webfd >= 0)
 		close(c->webfd);
-	if (c->framing)
-		c->framing(NULL, 0, 0, NULL, &c->fstate, c->fconfig);
+	if (c->fops && c->fops->frame_skip)
+		c->fops->frame_skip(NULL, 0, 0, NULL, NULL, &c->fstate,
+		    c->fconfig);
+	else if (c->fops && c->fops->frame)
+		c->fops->frame(NULL, 0, 0, NULL, &c->fstate, c->fconfig);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->pin);
@@ -310,6 +319,7 @@ static void fail(conn *c, int code, const char *why)
 	log_info(c->id, "closing with %d: %s", code, why);
 	c->flags |= F_FAIL | F_CRD_DONE;
 	close_deadline(c);
+	end_session(c, code);
 	send_close(c, code, why);
 }
 
@@ -597,7 +607,7 @@ static int answer(conn *c, const wsy_answer *a)
 		respond(c, 500, NULL);
 		return 0;
 	}
-	if (framing_resolve(fname, fconf, &c->framing, &c->trusted, e,
+	if (framing_resolve(fname, fconf, &c->fops, &c->trusted, e,
 	    sizeof(e)) < 0) {
 		log_error(c->id, "framing: %s", e);
 		respond(c, 500, NULL);
@@ -612,6 +622,12 @@ static int answer(conn *c, const wsy_answer *a)
 		c->flags |= F_DGRAM_TEXT;
 	c->pkind = u.kind;
 	peer_uri_format(&u, c->peer_name, sizeof(c->peer_name));
+	if (c->fops->session) {
+		/* The session opens its own streams: upgrade now. */
+		c->state = ST_CONNECT;
+		on_peer(c, -2, NULL, NULL);
+		return 0;
+	}
 	c->state = ST_CONNECT;
 	if ((c->pc = peer_connect(&u, B.cfg->connect_timeout_ms, on_peer,
 	    c)) == NULL)
@@ -651,11 +667,99 @@ static void upgrade(conn *c)
 	send_client(c, (uint8_t *)hdr, (size_t)hl, NULL, 0);
 }
 
+/* ---- framing sessions: the WebSocket side ---- */
+
+static void progress_later_cb(void *arg)
+{
+	conn *c = conn_find((uint64_t)(uintptr_t)arg);
+
+	if (c && c->state == ST_OPEN)
+		progress(c);
+}
+
+/* From plugin callbacks: drive the connection after the current pass. */
+static void progress_later(conn *c)
+{
+	loop_defer(progress_later_cb, (void *)(uintptr_t)c->id);
+}
+
+static int link_ws_send(void *arg, int opcode, const uint8_t *d, size_t n)
+{
+	conn *c = arg;
+
+	if (c->state != ST_OPEN || (c->flags & F_CLOSE_SENT))
+		return -1;
+	if (opcode != WS_OP_TEXT || !utf8_valid(d, n))
+		opcode = WS_OP_BINARY;
+	if (c->out.size - c->out.len < n + WS_MAX_HEADER + CTL_RESERVE) {
+		c->ws_blocked = 1;
+		return -1;
+	}
+	c->p2c += n;
+	if (send_frame(c, opcode, d, n) < 0)
+		return -1;
+	if (c->out.len)
+		progress_later(c);
+	return 0;
+}
+
+static void link_ws_close(void *arg, int code, const char *reason)
+{
+	conn *c = arg;
+
+	if (c->state != ST_OPEN)
+		return;
+	if (!ws_close_code_valid(code))
+		code = WS_CLOSE_INTERNAL;
+	close_deadline(c);
+	c->flags |= F_PEOF | F_PSHUT;
+	send_close(c, code, reason);
+	progress_later(c);
+}
+
+static void link_ws_pause(void *arg, int paused)
+{
+	conn *c = arg;
+
+	c->ws_paused = paused;
+	if (!paused)
+		progress_later(c);
+}
+
+static void start_session(conn *c)
+{
+	session_link link = { c, c->id, link_ws_send, link_ws_close,
+	    link_ws_pause };
+	session_limits lim = { B.cfg->buffer_size, B.cfg->connect_timeout_ms,
+	    B.cfg->max_streams };
+
+	if ((c->sess = session_open(c->fops->session, c->fconfig,
+	    c->peer_name, &link, &lim)) == NULL)
+		fail(c, WS_CLOSE_INTERNAL, "framing session refused");
+}
+
+static void end_session(conn *c, int code)
+{
+	session *s = c->sess;
+
+	if (s) {
+		c->sess = NULL;
+		c->flags |= F_PEOF | F_PSHUT;
+		session_close(s, code);
+	}
+}
+
 static void on_peer(void *arg, int fd, char *bound_path, const char *err)
 {
 	conn *c = arg;
 
 	c->pc = NULL;
+	if (fd == -2) {
+		upgrade(c);
+		if (c->state == ST_OPEN)
+			start_session(c);
+		return;
+	}
 	if (fd < 0) {
 		log_info(c->id, "peer %s: %s", c->peer_name, err);
 		respond(c, 502, "peer unreachable");
@@ -771,6 +875,12 @@ static void send_dgram(conn *c)
 
 static void on_data(conn *c, const ws_event *ev)
 {
+	if (c->sess) {
+		c->c2p += ev->len;
+		session_message(c->sess, ev->opcode, ev->data, ev->len,
+		    ev->fin);
+		return;
+	}
 	if (peer_is_dgram(c->pkind)) {
 		if (buf_alloc(&c->pout) < 0) {
 			fail(c, WS_CLOSE_INTERNAL, "out of memory");
@@ -791,6 +901,8 @@ static void on_data(conn *c, const ws_event *ev)
 /* How much payload the decoder may hand us now. */
 static size_t client_room(conn *c)
 {
+	if (c->fops && c->fops->session)
+		return c->ws_paused ? 0 : 65536;
 	if (peer_is_dgram(c->pkind))
 		return (c->flags & F_DGRAM_READY) ? 0 :
 		    c->pout.size - c->pout.len;
@@ -837,6 +949,7 @@ static void decode_client(conn *c)
 			c->flags |= F_CLOSE_RCVD | F_CRD_DONE;
 			c->rcvd_code = ev.code;
 			close_deadline(c);
+			end_session(c, ev.code);
 			log_debug(c->id, "client close %d", ev.code);
 			break;
 		}
@@ -845,9 +958,20 @@ static void decode_client(conn *c)
 
 /* ---- peer -> client ---- */
 
+static int64_t call_framing(conn *c, int *op, size_t *skip)
+{
+	*skip = 0;
+	if (c->fops->frame_skip)
+		return c->fops->frame_skip(buf_data(&c->pin), c->pin.len,
+		    c->pin_new, op, skip, &c->fstate, c->fconfig);
+	return c->fops->frame(buf_data(&c->pin), c->pin.len, c->pin_new, op,
+	    &c->fstate, c->fconfig);
+}
+
 static void frame_peer(conn *c)
 {
 	uint8_t hdr[WS_MAX_HEADER];
+	size_t skip;
 
 	while (c->pin.len > 0 && !(c->flags & F_CLOSE_SENT) &&
 	    c->state == ST_OPEN) {
@@ -858,12 +982,17 @@ static void frame_peer(conn *c)
 		if (c->out.size - c->out.len < c->pin.len + WS_MAX_HEADER +
 		    CTL_RESERVE)
 			return;
-		n = c->framing(buf_data(&c->pin), c->pin.len, c->pin_new, &op,
-		    &c->fstate, c->fconfig);
+		n = call_framing(c, &op, &skip);
 		c->pin_new = 0;
-		if (n < 0 || (uint64_t)n > c->pin.len) {
+		if (n < 0 || skip > c->pin.len ||
+		    (uint64_t)n > c->pin.len - skip) {
 			fail(c, WS_CLOSE_INTERNAL, "framing error");
 			return;
+		}
+		if (skip) {
+			buf_consume(&c->pin, skip);
+			if (n == 0)
+				continue;
 		}
 		if (n == 0) {
 			/* Full buffer, or the peer is done: flush as is. */
@@ -992,7 +1121,7 @@ static void progress_close(conn *c)
 	    !(c->flags & F_DGRAM_READY)) {
 		/* Everything the client sent is with the peer: tell it. */
 		c->flags |= F_PSHUT;
-		if (!peer_is_dgram(c->pkind))
+		if (c->pfd >= 0 && !peer_is_dgram(c->pkind))
 			shutdown(c->pfd, SHUT_WR);
 		close_deadline(c);
 		if (!(c->flags & F_PEOF) && !(c->flags & F_CLOSE_SENT))
@@ -1022,9 +1151,16 @@ static void progress_close(conn *c)
 	if ((c->flags & F_CLOSE_SENT) && c->out.len == 0 &&
 	    (client_done || (c->flags & F_FAIL)) &&
 	    (c->pout.len == 0 || (c->flags & F_FAIL))) {
-		log_info(c->id, "closed (%d), %llu bytes in, %llu bytes out",
-		    c->close_code, (unsigned long long)c->c2p,
-		    (unsigned long long)c->p2c);
+		if (c->flags & F_CEOF)
+			log_info(c->id, "closed: client left without a close "
+			    "frame, %llu bytes in, %llu bytes out",
+			    (unsigned long long)c->c2p,
+			    (unsigned long long)c->p2c);
+		else
+			log_info(c->id, "closed with %d, %llu bytes in, "
+			    "%llu bytes out", c->close_code,
+			    (unsigned long long)c->c2p,
+			    (unsigned long long)c->p2c);
 		conn_close(c);
 	}
 }
@@ -1033,6 +1169,13 @@ static void progress_open(conn *c)
 {
 	int cev = 0, pev = 0;
 
+	if (c->ws_blocked && c->sess && c->out.size - c->out.len >=
+	    c->out.size / 2) {
+		c->ws_blocked = 0;
+		session_ws_writable(c->sess);
+		if (c->state != ST_OPEN)
+			return;
+	}
 	decode_client(c);
 	if (c->state != ST_OPEN)
 		return;
@@ -1075,6 +1218,8 @@ static void progress(conn *c)
 		if (c->state == ST_HANDSHAKE)
 			loop_events(c->cfd, c->in.len < c->in.size &&
 			    !(c->flags & F_CEOF) ? LOOP_READ : 0);
+		else if (c->state != ST_RESPOND && c->state != ST_DONE)
+			progress(c);   /* once: the state moved on */
 		if (c->state != ST_RESPOND)
 			break;
 		/* FALLTHROUGH */
@@ -1130,8 +1275,10 @@ static void client_io(int fd, int ev, void *arg)
 				return;
 			}
 			c->flags |= F_CEOF;
-			if (c->state == ST_OPEN)
+			if (c->state == ST_OPEN) {
 				c->flags |= F_CRD_DONE;
+				end_session(c, WS_CLOSE_ABNORMAL);
+			}
 			if (c->state == ST_QUERY || c->state == ST_CONNECT) {
 				log_info(c->id, "client left during the "
 				    "handshake");

@@ -50,6 +50,7 @@ static const struct key keys[] = {
 	SECS("close-timeout", close_timeout_ms, 100, 3600000),
 	SECS("linger", linger_ms, 0, 3600000),
 	UINT("max-datagram", max_datagram, 1, 1u << 20),
+	UINT("max-streams", max_streams, 1, 65536),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
 };
 
@@ -71,6 +72,7 @@ void cfg_defaults(wsy_config *c)
 	c->close_timeout_ms = 10000;
 	c->linger_ms = 1000;
 	c->max_datagram = 65507;
+	c->max_streams = 128;
 	c->log_level = LOGL_INFO;
 }
 

@@ -36,6 +36,7 @@ typedef struct wsy_config {
 	uint64_t close_timeout_ms;
 	uint64_t linger_ms;
 	uint64_t max_datagram;
+	uint64_t max_streams;        /* per framing session */
 	int log_level;
 	cfg_opt *bopts;              /* [backend] / -c, in order */
 	size_t nbopts;

@@ -27,7 +27,7 @@ void log_msg(int level, uint64_t conn, const char *fmt, ...)
 	if (level > log_level)
 		return;
 	if (conn)
-		r = snprintf(line, sizeof line, "%s[%d]: %s: [%llu] ", log_prog,
+		r = snprintf(line, sizeof line, "%s[%d]: %s: [c%llu] ", log_prog,
 		    (int)getpid(), names[level], (unsigned long long)conn);
 	else
 		r = snprintf(line, sizeof line, "%s[%d]: %s: ", log_prog,

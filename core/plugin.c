@@ -17,9 +17,13 @@ static char plugdir[PATH_MAX] = WSY_PLUGINDIR;
 struct loaded {
 	char name[64];
 	void *dl;
-	wsy_framing_fn fn;
+	const wsy_framing_ops *ops;
 	struct loaded *next;
 };
+
+static const char *const builtin_names[] = { "auto", "binary", "separator",
+    "newline" };
+static wsy_framing_ops builtin_ops[4];
 
 static struct loaded *framings;
 
@@ -122,14 +126,20 @@ void backend_close(backend *b)
 	b->dl = NULL;
 }
 
-int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
-    int *trusted, char *err, size_t errlen)
+int framing_resolve(const char *name, const char *config,
+    const wsy_framing_ops **ops, int *trusted, char *err, size_t errlen)
 {
+	const wsy_framing_ops *o;
 	const wsy_plugin *p;
 	struct loaded *l;
 	void *dl;
+	size_t i;
 
-	if ((*fn = framing_builtin(name)) != NULL) {
+	for (i = 0; i < 4; i++) {
+		if (strcmp(name, builtin_names[i]) != 0)
+			continue;
+		builtin_ops[i].frame = framing_builtin(name);
+		*ops = &builtin_ops[i];
 		*trusted = 1;
 		return config == NULL ? 0 : framing_builtin_check(name,
 		    config, err, errlen);
@@ -137,7 +147,7 @@ int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
 	*trusted = 0;
 	for (l = framings; l; l = l->next) {
 		if (strcmp(l->name, name) == 0) {
-			*fn = l->fn;
+			*ops = l->ops;
 			return 0;
 		}
 	}
@@ -145,8 +155,19 @@ int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
 	    &dl, err, errlen);
 	if (p == NULL)
 		return -1;
-	if (((const wsy_framing_ops *)p->ops)->frame == NULL) {
+	o = p->ops;
+	if (o->frame == NULL && o->frame_skip == NULL && o->session == NULL) {
 		snprintf(err, errlen, "framing %s: no frame function", name);
+		dlclose(dl);
+		return -1;
+	}
+	if (o->session && (o->session->struct_size <
+	    sizeof(wsy_session_ops) || !o->session->open ||
+	    !o->session->on_message || !o->session->on_peer_open ||
+	    !o->session->on_peer_data || !o->session->on_peer_error ||
+	    !o->session->on_close)) {
+		snprintf(err, errlen, "framing %s: incomplete session ops",
+		    name);
 		dlclose(dl);
 		return -1;
 	}
@@ -157,7 +178,7 @@ int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
 	}
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->dl = dl;
-	l->fn = *fn = ((const wsy_framing_ops *)p->ops)->frame;
+	l->ops = *ops = o;
 	l->next = framings;
 	framings = l;
 	return 0;

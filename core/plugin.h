@@ -33,8 +33,8 @@ void backend_close(backend *b);
  * frames).  config, unless NULL, is checked for built-in framings.
  * Returns 0 or -1.
  */
-int framing_resolve(const char *name, const char *config, wsy_framing_fn *fn,
-    int *trusted, char *err, size_t errlen);
+int framing_resolve(const char *name, const char *config,
+    const wsy_framing_ops **ops, int *trusted, char *err, size_t errlen);
 
 void plugin_cleanup(void);
 

@@ -121,20 +121,106 @@ typedef struct wsy_backend_ops {
  * the peer (data, length; last_read of them are new since the last call),
  * return how many form the next frame and set *opcode, or 0 to wait for more
  * data, or < 0 to fail the connection (close 1011).  *state is per
- * connection, NULL at first; the final call has data == NULL to free it.
- * config is the framing-config string, or "" if none.
- * If the buffer is full and the framing still returns 0, the core sends the
- * whole buffer as one frame of the last opcode rather than deadlock.
+ * connection, NULL at first; the final call has data == NULL (length 0,
+ * opcode NULL) to free it.  config is the framing-config string, "" if none.
+ * After a frame of n bytes, the next call's data starts n bytes later.
+ * If the buffer is full (buffer-size) and the framing still returns 0, or
+ * the peer has closed, the core sends what is buffered as one frame rather
+ * than deadlock or lose it.  A text frame that is not valid UTF-8 is sent as
+ * binary (the core checks; text frames on the wire are always UTF-8).
+ * Returning more than length is a plugin bug: the connection closes (1011).
  */
 typedef int64_t (*wsy_framing_fn)(const uint8_t *data, size_t length,
     size_t last_read, int *opcode, void **state, const char *config);
 
+/*
+ * The same contract, plus *skip: bytes before the frame that are discarded
+ * (a length prefix to strip, whitespace between values).  The core drops
+ * skip bytes, then sends the next n (the return value) as a frame; n == 0
+ * with skip > 0 only discards.  *skip is 0 on entry.
+ */
+typedef int64_t (*wsy_framing_skip_fn)(const uint8_t *data, size_t length,
+    size_t last_read, int *opcode, size_t *skip, void **state,
+    const char *config);
+
+struct wsy_session_ops;
+
+/* A framing sets frame or frame_skip (frame_skip wins if both), or
+ * session to take over the whole connection (see below). */
 typedef struct wsy_framing_ops {
 	wsy_framing_fn frame;
-	/* Reserved for framing sessions (kcp-mux): a framing that owns the
-	 * whole connection.  NULL in API version 1. */
-	const void *session;
+	wsy_framing_skip_fn frame_skip;
+	const struct wsy_session_ops *session;
 } wsy_framing_ops;
+
+/*
+ * Framing sessions.  A framing with session ops owns the connection: the
+ * core still does the handshake, the RFC 6455 codec, pings and the close
+ * handshake, but it connects no peer by itself; WebSocket messages go to the
+ * session, and the session opens, writes and closes peer streams through the
+ * functions below (kcp-mux carries many streams over one WebSocket this
+ * way).  `conn` is the core's opaque handle for the connection; stream ids
+ * are chosen by the core (> 0) and never reused within a connection.
+ * All calls happen on the core's thread; none may be made after on_close.
+ */
+typedef struct wsy_session_host {
+	size_t struct_size;
+	/* Queue one whole WebSocket message (WSY_OP_TEXT must be UTF-8).
+	 * Returns 0, or -1 when the client's output is full: wait for
+	 * on_ws_writable and retry. */
+	int (*ws_send)(void *conn, int opcode, const uint8_t *data,
+	    size_t len);
+	/* Open a peer stream: uri is a peer URI, or NULL for the peer the
+	 * backend chose.  Returns the stream id; the result arrives later
+	 * through on_peer_open (never from inside this call). 0 = failure. */
+	uint64_t (*peer_open)(void *conn, const char *uri);
+	/* Write to a stream; returns the bytes taken (0..len; fewer = the
+	 * stream's buffer is full: wait for on_peer_writable), -1 if the
+	 * stream is gone. */
+	int64_t (*peer_write)(void *conn, uint64_t stream,
+	    const uint8_t *data, size_t len);
+	/* No more data to the stream (shutdown(SHUT_WR) after the flush). */
+	void (*peer_shutdown)(void *conn, uint64_t stream);
+	/* Close the stream now; no more callbacks for it. */
+	void (*peer_close)(void *conn, uint64_t stream);
+	/* Stop (1) or resume (0) reading a stream (backpressure). */
+	void (*peer_pause)(void *conn, uint64_t stream, int paused);
+	/* Close the WebSocket with code and reason (on_close follows). */
+	void (*close)(void *conn, int code, const char *reason);
+	/* Stop (1) or resume (0) reading client messages (backpressure
+	 * when the session cannot take more). */
+	void (*ws_pause)(void *conn, int paused);
+	/* Log about this connection (its id is added). */
+	void (*log)(void *conn, int level, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+} wsy_session_host;
+
+typedef struct wsy_session_ops {
+	size_t struct_size;
+	/* A connection was upgraded.  config is the framing-config, peer the
+	 * backend's peer URI.  Returns the session state or NULL (1011). */
+	void *(*open)(const wsy_session_host *host, void *conn,
+	    const char *config, const char *peer);
+	/* A chunk of a client message (first/fin as in RFC 6455 framing;
+	 * text chunks are valid UTF-8 so far). */
+	void (*on_message)(void *sess, int opcode, const uint8_t *data,
+	    size_t len, int fin);
+	/* ws_send may be retried. */
+	void (*on_ws_writable)(void *sess);
+	/* Result of peer_open: ok 1, or 0 with a reason in err. */
+	void (*on_peer_open)(void *sess, uint64_t stream, int ok,
+	    const char *err);
+	/* Bytes from a stream; len 0 = the peer closed its side (EOF). */
+	void (*on_peer_data)(void *sess, uint64_t stream,
+	    const uint8_t *data, size_t len);
+	/* The stream can take more after a short peer_write. */
+	void (*on_peer_writable)(void *sess, uint64_t stream);
+	/* The stream failed (reset, write error); it is closed already. */
+	void (*on_peer_error)(void *sess, uint64_t stream, const char *err);
+	/* The client said close (code), or the connection is going away:
+	 * free the session; the core closes every stream left. */
+	void (*on_close)(void *sess, int code);
+} wsy_session_ops;
 
 /* The one symbol a plugin exports: const struct wsy_plugin WSY_PLUGIN. */
 typedef struct wsy_plugin {
