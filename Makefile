@@ -22,7 +22,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS) \
+CFLAGS  += $(EXTRA_CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS) \
 	   -DWSY_VERSION='"$(VERSION)"' -DWSY_PLUGINDIR='"$(PLUGINDIR)"'
 LDLIBS  += $(PKG_LIBS) -ldl
 
@@ -52,6 +52,14 @@ PLUGINS := $(FRAMING_SRC:framing/%.c=$(B)/plugins/framing_%.so) \
 TESTPLUGIN_SRC := $(wildcard tests/plugins/*.c)
 TESTPLUGINS := $(TESTPLUGIN_SRC:tests/plugins/%.c=$(B)/testplugins/%.so)
 
+# Fuzz targets: tests/fuzz/fuzz_NAME.c.  `make fuzz` runs each under
+# libFuzzer (clang) for FUZZ_SECONDS; make test replays the corpus through
+# the same targets under gcc's ASan+UBSan (tests/fuzz/driver.c).
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/fuzz/replay_%)
+FUZZ_SECONDS ?= 60
+
 # Benchmark tools: tests/bench/NAME.c -> $(B)/bench/NAME (see make bench).
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
@@ -80,6 +88,29 @@ $(B)/plugins/backend_%.so: backends/%.c plugins/websocksy_plugin.h
 $(B)/testplugins/%.so: tests/plugins/%.c plugins/websocksy_plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
+
+$(B)/fuzz/replay_%: $(B)/tests/fuzz/fuzz_%.o $(B)/tests/fuzz/driver.o \
+		$(B)/libwsy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-replay: $(FUZZ_REPLAY)
+	@st=0; for n in $(FUZZ_NAMES); do \
+		$(B)/fuzz/replay_$$n tests/fuzz/corpus/$$n/* || st=1; \
+	done; exit $$st
+
+fuzz: deps
+	$(MAKE) CC=clang BUILD=build/fuzz SAN=1 \
+		EXTRA_CFLAGS=-fsanitize=fuzzer-no-link build/fuzz/san/libwsy.a
+	@mkdir -p build/fuzz/bin
+	@for n in $(FUZZ_NAMES); do \
+		clang $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer,address,undefined \
+			-o build/fuzz/bin/fuzz_$$n tests/fuzz/fuzz_$$n.c \
+			build/fuzz/san/libwsy.a $(LDLIBS) || exit 1; \
+		mkdir -p build/fuzz/corpus/$$n; \
+		build/fuzz/bin/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) \
+			build/fuzz/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
+	done
 
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
@@ -112,6 +143,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) SAN=1 unit
+	$(MAKE) SAN=1 fuzz-replay
 	$(MAKE) SAN=1 all
 	if command -v clang >/dev/null; then \
 		$(MAKE) CC=clang BUILD=build/clang build-all; fi
@@ -136,5 +168,5 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all build-all unit deps test clean run install bench
+.PHONY: all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)
