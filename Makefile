@@ -131,7 +131,7 @@ $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwsy.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(PLUGINS) $(TESTPLUGINS)
 	@st=0; for t in $(UNIT_BIN); do $$t || st=1; done; exit $$st
 
 deps:
@@ -162,6 +162,10 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(B)/websocksy $(DESTDIR)$(BINDIR)/websocksy
+	for f in $(CLIENT_BIN); do \
+		install -m 755 $$f $(DESTDIR)$(BINDIR)/; done
+	for f in $(PLUGINS); do \
+		install -m 755 $$f $(DESTDIR)$(PLUGINDIR)/; done
 	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
 	install -m 644 docs/websocksy.8 $(DESTDIR)$(MANDIR)/man8/
 
