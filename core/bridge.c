@@ -32,12 +32,14 @@
 #include "loop.h"
 #include "peer.h"
 #include "session.h"
+#include "tls.h"
 #include "sock.h"
 #include "utf8.h"
 #include "web.h"
 #include "ws.h"
 
-enum { ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND, ST_OPEN, ST_DONE };
+enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
+       ST_OPEN, ST_DONE };
 
 /* Connection flags. */
 #define F_CRD_DONE    0x0001  /* no more frames read from the client */
@@ -65,6 +67,7 @@ typedef struct conn {
 	int active;                   /* counted against max-connections */
 	int cfd, pfd;
 	int pkind;
+	tls_conn *tls;                /* NULL on plain connections */
 	char client_host[46];
 	uint16_t client_port;
 	buf in, out, pin, pout;
@@ -107,7 +110,9 @@ static struct {
 	size_t nactive;               /* past the handshake */
 	uint64_t next_id;
 	int lfd[16];
+	int ltls[16];                 /* the listener is a TLS port */
 	int nlfd;
+	tls_server **tls;             /* current credentials (reloadable) */
 	int stopping;
 	uint64_t querying;            /* id inside backend query(), or 0 */
 	loop_timer stop_timer;
@@ -171,6 +176,11 @@ static void conn_close(conn *c)
 	if (c->pc)
 		peer_cancel(c->pc);
 	end_session(c, WS_CLOSE_ABNORMAL);
+	if (c->tls) {
+		tls_bye(c->tls);
+		tls_free(c->tls);
+		c->tls = NULL;
+	}
 	if (c->cfd >= 0) {
 		loop_unwatch(c->cfd);
 		close(c->cfd);
@@ -211,6 +221,35 @@ static void conn_close(conn *c)
 	maybe_stopped();
 }
 
+/* ---- client I/O: plain or TLS ---- */
+
+/* read()/write() conventions for both: -1 with errno EAGAIN to wait. */
+static ssize_t c_read(conn *c, void *p, size_t n)
+{
+	ssize_t r;
+	int want;
+
+	if (c->tls == NULL)
+		return read(c->cfd, p, n);
+	r = tls_read(c->tls, p, n, &want);
+	if (r < 0)
+		errno = want == TLS_ERR ? ECONNRESET : EAGAIN;
+	return r;
+}
+
+static ssize_t c_write(conn *c, const void *p, size_t n)
+{
+	ssize_t r;
+	int want;
+
+	if (c->tls == NULL)
+		return write(c->cfd, p, n);
+	r = tls_write(c->tls, p, n, &want);
+	if (r < 0)
+		errno = want == TLS_ERR ? ECONNRESET : EAGAIN;
+	return r;
+}
+
 /* ---- writing to the client ---- */
 
 /* Write what out holds.  Returns 0, or -1 if the client is gone (the
@@ -218,7 +257,7 @@ static void conn_close(conn *c)
 static int flush_out(conn *c)
 {
 	while (c->out.len > 0) {
-		ssize_t n = write(c->cfd, buf_data(&c->out), c->out.len);
+		ssize_t n = c_write(c, buf_data(&c->out), c->out.len);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
@@ -241,7 +280,7 @@ static int send_client(conn *c, const uint8_t *hdr, size_t hlen,
 {
 	size_t done = 0, total = hlen + len;
 
-	if (c->out.len == 0) {
+	if (c->out.len == 0 && c->tls == NULL) {
 		struct iovec iov[2] = {
 			{ (void *)hdr, hlen }, { (void *)data, len } };
 		ssize_t n = writev(c->cfd, iov, 2);
@@ -266,6 +305,9 @@ static int send_client(conn *c, const uint8_t *hdr, size_t hlen,
 	} else {
 		buf_put(&c->out, data + (done - hlen), total - done);
 	}
+	/* TLS: one record per flush, header and payload together. */
+	if (c->tls && c->out.len >= 16384)
+		return flush_out(c);
 	return 0;
 }
 
@@ -501,6 +543,13 @@ static int ask_backend(conn *c)
 	q.n_protocols = np;
 	q.client_addr = c->client_host;
 	q.client_port = c->client_port;
+	if (c->tls) {
+		q.tls = 1;
+		q.tls_sni = tls_sni(c->tls);
+		q.tls_alpn = tls_alpn(c->tls);
+		q.tls_version = tls_version(c->tls);
+		q.tls_client_subject = tls_client_subject(c->tls);
+	}
 	c->state = ST_QUERY;
 	B.querying = c->id;
 	ret = B.be->ops->query(B.be->st, &q, c->id);
@@ -811,7 +860,10 @@ static void deadline(void *arg)
 {
 	conn *c = arg;
 
-	if (c->state == ST_HANDSHAKE) {
+	if (c->state == ST_SNIFF || c->state == ST_TLS) {
+		log_info(c->id, "handshake timeout during TLS");
+		conn_close(c);
+	} else if (c->state == ST_HANDSHAKE) {
 		respond(c, 408, "handshake timeout");
 		progress(c);
 	} else if (c->state == ST_QUERY || c->state == ST_CONNECT) {
@@ -1206,7 +1258,9 @@ static void progress_open(conn *c)
 		pev |= LOOP_WRITE;
 	if ((c->flags & F_DGRAM_READY))
 		pev |= LOOP_WRITE;
-	loop_events(c->cfd, cev);
+	if (c->tls && c->out.len && flush_out(c) < 0)
+		return;
+	loop_events(c->cfd, cev | (c->out.len ? LOOP_WRITE : 0));
 	loop_events(c->pfd, pev);
 }
 
@@ -1244,50 +1298,153 @@ static void progress(conn *c)
 
 /* ---- I/O callbacks ---- */
 
+/* One read from the client into in (or the bin).  Returns 0, or -1 if the
+ * connection was closed. */
+static int client_read(conn *c)
+{
+	ssize_t n;
+
+	if (c->state == ST_RESPOND || ((c->flags & F_CRD_DONE) &&
+	    c->state == ST_OPEN)) {
+		/* Discard: nothing more is read from this client. */
+		uint8_t junk[4096];
+		n = c_read(c, junk, sizeof(junk));
+	} else if (buf_alloc(&c->in) < 0) {
+		conn_close(c);
+		return -1;
+	} else if (buf_room(&c->in) == 0) {
+		return 0;
+	} else {
+		n = c_read(c, buf_tail(&c->in), buf_room(&c->in));
+		if (n > 0)
+			buf_commit(&c->in, (size_t)n);
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (n < 0 && c->state != ST_RESPOND) {
+			log_info(c->id, "client read: %s", c->tls ?
+			    tls_error(c->tls) : strerror(errno));
+			conn_close(c);
+			return -1;
+		}
+		c->flags |= F_CEOF;
+		if (c->state == ST_OPEN) {
+			c->flags |= F_CRD_DONE;
+			end_session(c, WS_CLOSE_ABNORMAL);
+		}
+		if (c->state == ST_QUERY || c->state == ST_CONNECT) {
+			log_info(c->id, "client left during the handshake");
+			conn_close(c);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Plaintext GnuTLS holds already is invisible to poll(): come back for it
+ * after this pass. */
+static void tls_kick_cb(void *arg)
+{
+	conn *c = conn_find((uint64_t)(uintptr_t)arg);
+
+	if (c && c->tls && c->state != ST_DONE)
+		client_io(c->cfd, LOOP_READ, c);
+}
+
+static void tls_kick(conn *c)
+{
+	if (c->tls && tls_pending(c->tls) > 0 && !(c->flags & F_CEOF))
+		loop_defer(tls_kick_cb, (void *)(uintptr_t)c->id);
+}
+
+static void tls_step(conn *c);
+
 static void client_io(int fd, int ev, void *arg)
 {
 	conn *c = arg;
-	ssize_t n;
 
+	(void)fd;
+	if (c->state == ST_SNIFF || c->state == ST_TLS) {
+		tls_step(c);
+		return;
+	}
 	if (ev & LOOP_WRITE) {
 		if (flush_out(c) < 0)
 			return;
 	}
-	if (ev & (LOOP_READ | LOOP_ERROR)) {
-		if (c->state == ST_RESPOND || ((c->flags & F_CRD_DONE) &&
-		    c->state == ST_OPEN)) {
-			/* Discard: nothing more is read from this client. */
-			uint8_t junk[4096];
-			n = read(fd, junk, sizeof(junk));
-		} else if (buf_alloc(&c->in) < 0) {
-			conn_close(c);
+	/* TLS: a read may be waiting for a write (and the reverse), so any
+	 * event is worth a read attempt; EAGAIN costs nothing. */
+	if ((ev & (LOOP_READ | LOOP_ERROR)) || c->tls) {
+		if (client_read(c) < 0)
 			return;
-		} else {
-			n = read(fd, buf_tail(&c->in), buf_room(&c->in));
-			if (n > 0)
-				buf_commit(&c->in, (size_t)n);
-		}
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			if (n < 0 && c->state != ST_RESPOND) {
-				log_info(c->id, "client read: %s",
-				    strerror(errno));
-				conn_close(c);
-				return;
-			}
-			c->flags |= F_CEOF;
-			if (c->state == ST_OPEN) {
-				c->flags |= F_CRD_DONE;
-				end_session(c, WS_CLOSE_ABNORMAL);
-			}
-			if (c->state == ST_QUERY || c->state == ST_CONNECT) {
-				log_info(c->id, "client left during the "
-				    "handshake");
-				conn_close(c);
-				return;
-			}
-		}
 	}
 	progress(c);
+	if (c->state != ST_DONE && c->in.len < c->in.size)
+		tls_kick(c);
+}
+
+/* ---- TLS ports ---- */
+
+/* The first byte of a TLS connection is a handshake record (22). */
+static void tls_step(conn *c)
+{
+	int r;
+
+	if (c->state == ST_SNIFF) {
+		uint8_t b;
+		ssize_t n = recv(c->cfd, &b, 1, MSG_PEEK);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			conn_close(c);
+			return;
+		}
+		if (n < 0)
+			return;
+		if (b != 0x16) {
+			loop_timer_stop(&c->linger);
+			c->state = ST_HANDSHAKE;
+			if (B.cfg->tls_only) {
+				respond(c, 400, "plain HTTP sent to the TLS "
+				    "port");
+				progress(c);
+			} else {
+				client_io(c->cfd, LOOP_READ, c);
+			}
+			return;
+		}
+		if ((c->tls = tls_accept(*B.tls, c->cfd)) == NULL) {
+			log_error(c->id, "TLS: out of memory");
+			conn_close(c);
+			return;
+		}
+		c->state = ST_TLS;
+	}
+	r = tls_handshake(c->tls);
+	if (r == TLS_ERR) {
+		log_info(c->id, "TLS handshake: %s", tls_error(c->tls));
+		conn_close(c);
+		return;
+	}
+	if (r != TLS_OK) {
+		loop_events(c->cfd, r == TLS_WANT_WRITE ? LOOP_WRITE :
+		    LOOP_READ);
+		return;
+	}
+	loop_timer_stop(&c->linger);
+	c->state = ST_HANDSHAKE;
+	log_debug(c->id, "TLS %s, SNI %s, ALPN %s",
+	    tls_version(c->tls) ? tls_version(c->tls) : "?",
+	    tls_sni(c->tls) ? tls_sni(c->tls) : "-",
+	    tls_alpn(c->tls) ? tls_alpn(c->tls) : "-");
+	loop_events(c->cfd, LOOP_READ);
+	client_io(c->cfd, LOOP_READ, c);
+}
+
+static void tls_deadline(void *arg)
+{
+	conn *c = arg;
+
+	log_info(c->id, "TLS handshake timeout");
+	conn_close(c);
 }
 
 static void peer_io(int fd, int ev, void *arg)
@@ -1316,10 +1473,11 @@ static void accept_resume(void *arg)
 	if (B.stopping)
 		return;
 	for (i = 0; i < B.nlfd; i++)
-		loop_watch(B.lfd[i], LOOP_READ, accept_io, NULL);
+		loop_watch(B.lfd[i], LOOP_READ, accept_io,
+		    B.ltls[i] ? (void *)1 : NULL);
 }
 
-static void conn_new(int fd, const struct sockaddr *sa)
+static void conn_new(int fd, const struct sockaddr *sa, int tls)
 {
 	conn *c = calloc(1, sizeof(*c));
 	size_t outsz = B.cfg->buffer_size + WS_MAX_HEADER + 2 * CTL_RESERVE;
@@ -1331,6 +1489,7 @@ static void conn_new(int fd, const struct sockaddr *sa)
 		return;
 	}
 	c->id = ++B.next_id;
+	c->state = ST_HANDSHAKE;
 	c->cfd = fd;
 	c->pfd = -1;
 	c->webfd = -1;
@@ -1360,16 +1519,21 @@ static void conn_new(int fd, const struct sockaddr *sa)
 	B.hash[c->id % HASH_SIZE] = c;
 	B.nconns++;
 	loop_timer_set(&c->timer, B.cfg->handshake_timeout_ms);
-	log_debug(c->id, "connection from %s port %u", c->client_host,
-	    c->client_port);
+	if (tls) {
+		/* The TLS deadline runs inside the handshake budget. */
+		c->state = ST_SNIFF;
+		loop_timer_init(&c->linger, tls_deadline, c);
+		loop_timer_set(&c->linger, B.cfg->tls_handshake_timeout_ms);
+	}
+	log_debug(c->id, "connection from %s port %u%s", c->client_host,
+	    c->client_port, tls ? " (TLS port)" : "");
 }
 
 static void accept_io(int fd, int ev, void *arg)
 {
-	int i;
+	int i, is_tls = arg != NULL;
 
 	(void)ev;
-	(void)arg;
 	for (i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -1389,7 +1553,7 @@ static void accept_io(int fd, int ev, void *arg)
 			}
 			return;
 		}
-		conn_new(cfd, (struct sockaddr *)&ss);
+		conn_new(cfd, (struct sockaddr *)&ss, is_tls);
 	}
 }
 
@@ -1535,12 +1699,20 @@ int bridge_init(const wsy_config *cfg, backend *be)
 	return 0;
 }
 
-int bridge_listen(int fd)
+int bridge_listen(int fd, int tls)
 {
 	if (B.nlfd == (int)(sizeof(B.lfd) / sizeof(B.lfd[0])))
 		return -1;
+	if (tls && B.tls == NULL)
+		return -1;
+	B.ltls[B.nlfd] = tls;
 	B.lfd[B.nlfd++] = fd;
-	return loop_watch(fd, LOOP_READ, accept_io, NULL);
+	return loop_watch(fd, LOOP_READ, accept_io, tls ? (void *)1 : NULL);
+}
+
+void bridge_set_tls(tls_server **srv)
+{
+	B.tls = srv;
 }
 
 void bridge_shutdown(void)
@@ -1569,7 +1741,7 @@ void bridge_shutdown(void)
 			send_close(c, WS_CLOSE_GOING_AWAY, "server shutdown");
 			if (c->state == ST_OPEN)
 				progress(c);
-		} else if (c->state == ST_HANDSHAKE) {
+		} else if (c->state <= ST_HANDSHAKE) {
 			conn_close(c);
 		} else if (c->state != ST_RESPOND && c->state != ST_DONE) {
 			respond(c, 503, "shutting down");

@@ -8,14 +8,17 @@
 
 #include "cfg.h"
 #include "plugin.h"
+#include "tls.h"
 
 /* The host functions plugins call (valid for the life of the process). */
 const wsy_host *bridge_host(void);
 
 /* Start serving with cfg and the opened, started backend be. */
 int bridge_init(const wsy_config *cfg, backend *be);
-/* Accept connections on a listening fd. */
-int bridge_listen(int fd);
+/* TLS credentials for TLS listeners; *srv may be replaced (reload). */
+void bridge_set_tls(tls_server **srv);
+/* Accept connections on a listening fd (tls: a TLS port). */
+int bridge_listen(int fd, int tls);
 /* Graceful stop (SIGTERM): stop accepting, close 1001 to every client,
  * stop the loop when all are gone or after close-timeout. */
 void bridge_shutdown(void);

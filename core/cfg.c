@@ -16,7 +16,8 @@
 #include "cfg.h"
 #include "log.h"
 
-enum { T_STR, T_UINT, T_SECS, T_PORT, T_LEVEL, T_LIST };
+enum { T_STR, T_UINT, T_SECS, T_PORT, T_LEVEL, T_LIST, T_BOOL, T_VERIFY,
+    T_CERT, T_KEY, T_PORT0 };
 
 struct key {
 	const char *name;
@@ -32,7 +33,7 @@ struct key {
 #define SECS(n, f, lo, hi) { n, T_SECS, offsetof(wsy_config, f), 0, lo, hi }
 
 static const struct key keys[] = {
-	{ "port", T_PORT, offsetof(wsy_config, port), 0, 0, 0 },
+	{ "port", T_PORT0, offsetof(wsy_config, port), 0, 0, 0 },
 	STR("listen", listen),
 	STR("backend", backend),
 	STR("plugins", plugins),
@@ -52,6 +53,17 @@ static const struct key keys[] = {
 	UINT("max-datagram", max_datagram, 1, 1u << 20),
 	UINT("max-streams", max_streams, 1, 65536),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
+	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
+	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
+	{ "tls-key", T_KEY, 0, 0, 0, 0 },
+	STR("tls-servername", tls_servername),
+	STR("tls-ocsp", tls_ocsp),
+	STR("tls-priority", tls_priority),
+	{ "tls-only", T_BOOL, offsetof(wsy_config, tls_only), 0, 0, 0 },
+	STR("tls-client-ca", tls_client_ca),
+	{ "tls-client-verify", T_VERIFY, offsetof(wsy_config,
+	    tls_client_verify), 0, 0, 0 },
+	SECS("tls-handshake-timeout", tls_handshake_timeout_ms, 100, 3600000),
 };
 
 void cfg_defaults(wsy_config *c)
@@ -74,6 +86,13 @@ void cfg_defaults(wsy_config *c)
 	c->max_datagram = 65507;
 	c->max_streams = 128;
 	c->log_level = LOGL_INFO;
+	c->tls_only = 1;
+	c->tls_handshake_timeout_ms = 10000;
+}
+
+int cfg_tls_enabled(const wsy_config *c)
+{
+	return c->tls_port[0] != '\0';
 }
 
 static void free_list(char **l)
@@ -90,6 +109,11 @@ void cfg_free(wsy_config *c)
 	size_t i;
 
 	free_list(c->origins);
+	for (i = 0; i < c->ntls_cert; i++)
+		free(c->tls_cert[i]);
+	for (i = 0; i < c->ntls_key; i++)
+		free(c->tls_key[i]);
+	c->ntls_cert = c->ntls_key = 0;
 	for (i = 0; i < c->nbopts; i++) {
 		free(c->bopts[i].key);
 		free(c->bopts[i].value);
@@ -188,6 +212,53 @@ static int set_level(int *lvl, const char *v, char *err, size_t errlen)
 	return -1;
 }
 
+static int set_bool(int *b, const char *v, char *err, size_t errlen)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
+	    !strcmp(v, "1") || !strcasecmp(v, "on")) {
+		*b = 1;
+		return 0;
+	}
+	if (!strcasecmp(v, "no") || !strcasecmp(v, "false") ||
+	    !strcmp(v, "0") || !strcasecmp(v, "off")) {
+		*b = 0;
+		return 0;
+	}
+	snprintf(err, errlen, "'%s' is not yes or no", v);
+	return -1;
+}
+
+static int set_verify(int *m, const char *v, char *err, size_t errlen)
+{
+	static const char *names[] = { "none", "optional", "require" };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (strcasecmp(v, names[i]) == 0) {
+			*m = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "'%s' is not none, optional or require", v);
+	return -1;
+}
+
+/* Certificates and keys pair up in the order given (8 pairs at most). */
+static int add_path(char **list, size_t *n, const char *v, char *err,
+    size_t errlen)
+{
+	if (*n == 8) {
+		snprintf(err, errlen, "at most 8 certificate/key pairs");
+		return -1;
+	}
+	if (*v == '\0' || (list[*n] = strdup(v)) == NULL) {
+		snprintf(err, errlen, *v ? "out of memory" : "empty path");
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
 int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
     size_t errlen)
 {
@@ -213,6 +284,12 @@ int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
 		}
 		strcpy(field, value);
 		return 0;
+	case T_PORT0:
+		if (strcmp(value, "0") == 0 || strcmp(value, "none") == 0) {
+			strcpy(field, "");
+			return 0;
+		}
+		/* FALLTHROUGH */
 	case T_PORT:
 		if (parse_uint(value, &v) < 0 || v < 1 || v > 65535) {
 			snprintf(err, errlen, "'%s' is not a port (1-65535)",
@@ -225,6 +302,15 @@ int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
 		return set_list((char ***)(void *)field, value, err, errlen);
 	case T_LEVEL:
 		return set_level((int *)(void *)field, value, err, errlen);
+	case T_BOOL:
+		return set_bool((int *)(void *)field, value, err, errlen);
+	case T_VERIFY:
+		return set_verify((int *)(void *)field, value, err, errlen);
+	case T_CERT:
+		return add_path(c->tls_cert, &c->ntls_cert, value, err,
+		    errlen);
+	case T_KEY:
+		return add_path(c->tls_key, &c->ntls_key, value, err, errlen);
 	case T_UINT:
 		if (parse_uint(value, &v) < 0) {
 			snprintf(err, errlen, "'%s' is not a number", value);
@@ -314,6 +400,15 @@ static int on_ini(void *user, const char *section, const char *name,
 			    err);
 			x->errors++;
 		}
+	} else if (strcmp(section, "tls") == 0) {
+		char k[64];
+		snprintf(k, sizeof(k), "%s%s", strncmp(name, "tls-", 4) ?
+		    "tls-" : "", name);
+		if (cfg_set(x->c, k, value, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
+			    err);
+			x->errors++;
+		}
 	} else if (strcmp(section, "backend") == 0) {
 		if (cfg_add_backend_opt(x->c, name, value, x->path, line) < 0) {
 			fprintf(stderr, "%s:%d: %s: out of memory\n", x->path,
@@ -322,7 +417,7 @@ static int on_ini(void *user, const char *section, const char *name,
 		}
 	} else {
 		fprintf(stderr, "%s:%d: %s: unknown section [%s] (core, "
-		    "backend)\n", x->path, line, name, section);
+		    "tls, backend)\n", x->path, line, name, section);
 		x->errors++;
 	}
 	return 1;   /* keep going: report every error at once */

@@ -38,6 +38,17 @@ typedef struct wsy_config {
 	uint64_t max_datagram;
 	uint64_t max_streams;        /* per framing session */
 	int log_level;
+	/* TLS ([core] tls-* keys, or the [tls] section without "tls-") */
+	char tls_port[8];            /* "" = no TLS listener */
+	char *tls_cert[8], *tls_key[8];   /* pairs, in order */
+	size_t ntls_cert, ntls_key;
+	char tls_servername[256];
+	char tls_ocsp[PATH_MAX];
+	char tls_priority[512];
+	int tls_only;                /* TLS port refuses plain HTTP */
+	char tls_client_ca[PATH_MAX];
+	int tls_client_verify;       /* 0 none, 1 optional, 2 require */
+	uint64_t tls_handshake_timeout_ms;
 	cfg_opt *bopts;              /* [backend] / -c, in order */
 	size_t nbopts;
 } wsy_config;
@@ -52,6 +63,9 @@ int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
 /* Append a backend option.  Returns 0 or -1 (out of memory). */
 int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
     const char *file, int line);
+
+/* 1 if a TLS listener is configured. */
+int cfg_tls_enabled(const wsy_config *c);
 
 /* Read an INI file: [core] keys and [backend] options.  Prints every error
  * to stderr as "FILE:LINE: KEY: reason" and returns their count (a missing

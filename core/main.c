@@ -19,6 +19,7 @@
 #include "loop.h"
 #include "plugin.h"
 #include "sock.h"
+#include "tls.h"
 
 static void usage(FILE *f)
 {
@@ -26,7 +27,9 @@ static void usage(FILE *f)
 "usage: websocksy [options]\n"
 "       websocksy FILE          read the configuration from an INI file\n"
 "\n"
-"  -p PORT        listen port (default 8001)\n"
+"  -p PORT        plain ws listen port (default 8001; 0 = none)\n"
+"  -s PORT        TLS (wss) listen port (needs -C tls-cert=... -C tls-key=...\n"
+"                 or -C tls-servername=NAME for a self-signed certificate)\n"
 "  -l HOST        listen address (default :: = IPv6 and IPv4)\n"
 "  -k SECONDS     keepalive ping interval (default 30, 0 = off)\n"
 "  -b NAME        backend (default static)\n"
@@ -37,6 +40,9 @@ static void usage(FILE *f)
 "  -h, --help     this text\n"
 "  -V, --version  print the version\n"
 "\n"
+"tls keys (-C or [tls]): tls-cert, tls-key, tls-servername, tls-ocsp,\n"
+"  tls-priority, tls-only, tls-client-ca, tls-client-verify,\n"
+"  tls-handshake-timeout; SIGHUP reloads certificates\n"
 "static backend options: host, port, framing, framing-config, protocol\n"
 "see websocksy(8) for every key.\n");
 }
@@ -74,10 +80,12 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
 	int ch, errors = 0;
 	char *v;
 
-	while ((ch = getopt_long(argc, argv, "p:l:k:b:c:C:w:vqhV", longopts,
+	while ((ch = getopt_long(argc, argv, "p:s:l:k:b:c:C:w:vqhV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'p': errors += set_flag(c, "-p", "port", optarg); break;
+		case 's': errors += set_flag(c, "-s", "tls-port", optarg);
+			break;
 		case 'l': errors += set_flag(c, "-l", "listen", optarg); break;
 		case 'k': errors += set_flag(c, "-k", "ping", optarg); break;
 		case 'b': errors += set_flag(c, "-b", "backend", optarg); break;
@@ -159,12 +167,118 @@ static void on_stop(void *arg)
 	bridge_shutdown();
 }
 
+static tls_server *tls_srv;
+static tls_server_cfg tls_cfg;
+
+static void tls_config(const wsy_config *c)
+{
+	size_t i;
+
+	memset(&tls_cfg, 0, sizeof(tls_cfg));
+	for (i = 0; i < c->ntls_cert && i < TLS_MAX_PAIRS; i++) {
+		tls_cfg.cert[i] = c->tls_cert[i];
+		tls_cfg.key[i] = c->tls_key[i];
+	}
+	tls_cfg.npairs = i;
+	tls_cfg.servername = c->tls_servername[0] ? c->tls_servername : NULL;
+	tls_cfg.ocsp = c->tls_ocsp[0] ? c->tls_ocsp : NULL;
+	tls_cfg.priority = c->tls_priority[0] ? c->tls_priority : NULL;
+	tls_cfg.client_ca = c->tls_client_ca[0] ? c->tls_client_ca : NULL;
+	tls_cfg.client_verify = c->tls_client_verify;
+}
+
+/* Credentials for the TLS port; errors go to stderr before listening. */
+static int tls_start(const wsy_config *c)
+{
+	char err[512], fp[128] = "";
+
+	if (!cfg_tls_enabled(c))
+		return 0;
+	if (c->ntls_cert != c->ntls_key) {
+		fprintf(stderr, "tls: %zu tls-cert but %zu tls-key: they go "
+		    "in pairs\n", c->ntls_cert, c->ntls_key);
+		return -1;
+	}
+	if (c->ntls_cert == 0 && c->tls_servername[0] == '\0') {
+		fprintf(stderr, "tls-port: needs tls-cert and tls-key, or "
+		    "tls-servername for a self-signed certificate\n");
+		return -1;
+	}
+	tls_config(c);
+	if ((tls_srv = tls_server_new(&tls_cfg, fp, sizeof(fp), err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "tls: %s\n", err);
+		return -1;
+	}
+	if (fp[0])
+		log_info(0, "tls: self-signed certificate for %s, SHA-256 "
+		    "fingerprint %s", c->tls_servername, fp);
+	bridge_set_tls(&tls_srv);
+	return 0;
+}
+
+/* SIGHUP: new sessions get the new files; a bad file keeps the old. */
+static void on_reload(void *arg)
+{
+	char err[512];
+
+	(void)arg;
+	if (tls_srv == NULL) {
+		log_info(0, "SIGHUP: nothing to reload (no TLS port)");
+		return;
+	}
+	if (tls_server_reload(&tls_srv, &tls_cfg, err, sizeof(err)) < 0)
+		log_error(0, "tls reload failed, keeping the old "
+		    "certificates: %s", err);
+	else
+		log_info(0, "tls: certificates reloaded");
+}
+
+static int listen_all(const wsy_config *c)
+{
+	char err[512];
+	int fds[16], n, i, total = 0;
+
+	if (c->port[0]) {
+		if ((n = sock_listen(c->listen, c->port, fds, 16, err,
+		    sizeof(err))) < 0) {
+			fprintf(stderr, "websocksy: %s\n", err);
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			bridge_listen(fds[i], 0);
+		total += n;
+		log_info(0, "listening on %s%s%s:%s (ws), backend %s",
+		    strchr(c->listen, ':') ? "[" : "", c->listen,
+		    strchr(c->listen, ':') ? "]" : "", c->port, c->backend);
+	}
+	if (cfg_tls_enabled(c)) {
+		if ((n = sock_listen(c->listen, c->tls_port, fds, 16, err,
+		    sizeof(err))) < 0) {
+			fprintf(stderr, "websocksy: %s\n", err);
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			bridge_listen(fds[i], 1);
+		total += n;
+		log_info(0, "listening on %s%s%s:%s (wss%s), backend %s",
+		    strchr(c->listen, ':') ? "[" : "", c->listen,
+		    strchr(c->listen, ':') ? "]" : "", c->tls_port,
+		    c->tls_only ? "" : " and ws", c->backend);
+	}
+	if (total == 0) {
+		fprintf(stderr, "websocksy: nothing to listen on (port 0 and "
+		    "no tls-port)\n");
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	wsy_config cfg;
 	backend be;
-	int verbosity = 0, fds[16], n, i, rc = 1;
-	char err[512];
+	int verbosity = 0, n, rc = 1;
 
 	log_set_prog("websocksy");
 	cfg_defaults(&cfg);
@@ -189,24 +303,18 @@ int main(int argc, char **argv)
 	}
 	if (start_backend(&cfg, &be) > 0)
 		goto out;
-	if (bridge_init(&cfg, &be) < 0)
+	if (bridge_init(&cfg, &be) < 0 || tls_start(&cfg) < 0 ||
+	    listen_all(&cfg) < 0)
 		goto out;
-	n = sock_listen(cfg.listen, cfg.port, fds, 16, err, sizeof(err));
-	if (n < 0) {
-		fprintf(stderr, "websocksy: %s\n", err);
-		goto out;
-	}
-	for (i = 0; i < n; i++)
-		bridge_listen(fds[i]);
 	loop_signal(SIGTERM, on_stop, NULL);
 	loop_signal(SIGINT, on_stop, NULL);
-	log_info(0, "listening on %s%s%s:%s, backend %s", strchr(cfg.listen,
-	    ':') ? "[" : "", cfg.listen, strchr(cfg.listen, ':') ? "]" : "",
-	    cfg.port, cfg.backend);
+	loop_signal(SIGHUP, on_reload, NULL);
 	rc = loop_run() < 0 ? 1 : 0;
 	log_info(0, "stopped");
 out:
 	bridge_cleanup();
+	if (tls_srv)
+		tls_server_free(tls_srv);
 	backend_close(&be);
 	plugin_cleanup();
 	dns_cleanup();

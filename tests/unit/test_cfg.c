@@ -74,8 +74,22 @@ static void test_set(void)
 	cfg_defaults(&c);
 	CHECK_EQ(cfg_set(&c, "port", "9000", err, sizeof(err)), 0);
 	CHECK(strcmp(c.port, "9000") == 0);
-	CHECK_EQ(cfg_set(&c, "port", "0", err, sizeof(err)), -1);
+	CHECK_EQ(cfg_set(&c, "tls-port", "0", err, sizeof(err)), -1);
 	CHECK(strstr(err, "not a port") != NULL);
+	CHECK_EQ(cfg_set(&c, "port", "0", err, sizeof(err)), 0);
+	CHECK(c.port[0] == '\0');     /* no plain listener */
+	CHECK_EQ(cfg_set(&c, "tls-only", "no", err, sizeof(err)), 0);
+	CHECK_EQ(c.tls_only, 0);
+	CHECK_EQ(cfg_set(&c, "tls-only", "maybe", err, sizeof(err)), -1);
+	CHECK_EQ(cfg_set(&c, "tls-client-verify", "require", err,
+	    sizeof(err)), 0);
+	CHECK_EQ(c.tls_client_verify, 2);
+	CHECK_EQ(cfg_set(&c, "tls-client-verify", "sometimes", err,
+	    sizeof(err)), -1);
+	CHECK_EQ(cfg_set(&c, "tls-cert", "a.pem", err, sizeof(err)), 0);
+	CHECK_EQ(cfg_set(&c, "tls-key", "a.key", err, sizeof(err)), 0);
+	CHECK_EQ(c.ntls_cert, 1);
+	CHECK_EQ(c.ntls_key, 1);
 	CHECK_EQ(cfg_set(&c, "port", "65536", err, sizeof(err)), -1);
 	CHECK_EQ(cfg_set(&c, "port", "12ab", err, sizeof(err)), -1);
 	CHECK_EQ(cfg_set(&c, "nosuch", "1", err, sizeof(err)), -1);
@@ -121,17 +135,21 @@ static void test_ini(void)
 
 	cfg_defaults(&c);
 	p = write_ini("; comment\n[core]\nport = 9001\nping = 5\n"
+	    "[tls]\nport = 9443\ncert = x.pem\ntls-key = x.key\n"
 	    "\n[backend]\nhost = example.org\nport = 22\n"
 	    "framing = newline\n");
 	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
 	CHECK(strcmp(c.port, "9001") == 0);
 	CHECK_EQ(c.ping_ms, 5000);
+	CHECK(strcmp(c.tls_port, "9443") == 0);
+	CHECK(c.ntls_cert == 1 && strcmp(c.tls_cert[0], "x.pem") == 0);
+	CHECK(c.ntls_key == 1 && strcmp(c.tls_key[0], "x.key") == 0);
 	CHECK_EQ(c.nbopts, 3);
 	CHECK(c.nbopts == 3 && strcmp(c.bopts[0].key, "host") == 0 &&
 	    strcmp(c.bopts[0].value, "example.org") == 0 &&
-	    c.bopts[0].line == 7);
+	    c.bopts[0].line == 11);
 	CHECK(c.nbopts == 3 && strcmp(c.bopts[2].key, "framing") == 0 &&
-	    c.bopts[2].line == 9);
+	    c.bopts[2].line == 13);
 	unlink(p);
 	cfg_free(&c);
 
