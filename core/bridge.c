@@ -1093,7 +1093,9 @@ static void read_peer(conn *c)
 		send_frame(c, op, B.scratch, (size_t)n);
 		return;
 	}
-	if (buf_alloc(&c->pin) < 0)
+	/* A full buffer is backpressure, not EOF: read(fd, p, 0) would
+	 * return 0 and look like the peer closing. */
+	if (buf_alloc(&c->pin) < 0 || buf_room(&c->pin) == 0)
 		return;
 	n = read(c->pfd, buf_tail(&c->pin), buf_room(&c->pin));
 	if (n > 0) {

@@ -1,0 +1,268 @@
+/*
+ * main.c - websocksy-client: command line, SIP003 mode, start-up.
+ *
+ *   websocksy-client [-v|-q]... <local_addr> <remote_addr> '<options>'
+ *   websocksy-client            no arguments + SS_* variables: SIP003
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/dns.h"
+#include "../core/log.h"
+#include "../core/loop.h"
+#include "../core/opts.h"
+#include "../core/sip003.h"
+#include "../core/sock.h"
+#include "tunnel.h"
+
+#define PROG "websocksy-client"
+
+/* Where to listen and connect, from the arguments or the environment. */
+typedef struct endpoints {
+	char lhost[SIP003_MAX_HOSTS][SIP003_HOSTLEN];
+	int nlhost;
+	char lport[8];
+	char rhost[SIP003_MAX_HOSTS][SIP003_HOSTLEN];
+	int nrhost;
+	char rport[8];
+	const char *options;
+	int sip003;
+} endpoints;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: " PROG " [-v|-q] LOCAL_ADDR REMOTE_ADDR 'OPTIONS'\n"
+"       " PROG "                   SIP003 plugin mode (SS_* variables)\n"
+"\n"
+"  LOCAL_ADDR, REMOTE_ADDR   host:port, or [v6]:port\n"
+"  OPTIONS   ';'-separated key or key=value; escape ; = \\ with \\\n"
+"    ws               WebSocket (needs host= and path=)\n"
+"    host=NAME        Host header          path=/P   request path\n"
+"    mask=MODE        skip (all-zero key), standard (default, fresh key\n"
+"                     per frame) or fixed (one key per connection)\n"
+"    tls              TLS (needs sni=); with ws: wss, alone: raw TLS\n"
+"    sni=NAME         server name, also verified\n"
+"    alpn=LIST        ALPN protocols (ws default: http/1.1)\n"
+"    insecure         do not verify the certificate\n"
+"    pin=SHA256       accept only this certificate fingerprint\n"
+"    ca=FILE          trust FILE instead of the system store\n"
+"    0rtt             TLS session resumption / 0-RTT\n"
+"    ping=SECS        WebSocket keepalive (default 30, 0 = off)\n"
+"    timeout=SECS     connect + handshake timeout (default 10)\n"
+"  neither ws nor tls: raw TCP\n"
+"\n"
+"  -v, -q         more / less logging (repeatable)\n"
+"  -h, --help     this text\n"
+"  -V, --version  print the version\n"
+"\n"
+"example: " PROG " 127.0.0.1:1080 example.com:443 \\\n"
+"             'ws;host=example.com;path=/ws;tls;sni=example.com'\n");
+}
+
+static int parse_flags(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch, verbosity = 0;
+
+	while ((ch = getopt_long(argc, argv, "vqhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'v': verbosity++; break;
+		case 'q': verbosity--; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf(PROG " %s\n", WSY_VERSION); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	return verbosity;
+}
+
+static int from_args(char **argv, endpoints *e, char *err, size_t errlen)
+{
+	char why[400];
+
+	if (hostport_parse(argv[0], e->lhost[0], SIP003_HOSTLEN, e->lport,
+	    sizeof(e->lport), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "local address %s", why);
+		return -1;
+	}
+	if (hostport_parse(argv[1], e->rhost[0], SIP003_HOSTLEN, e->rport,
+	    sizeof(e->rport), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "remote address %s", why);
+		return -1;
+	}
+	e->nlhost = e->nrhost = 1;
+	e->options = argv[2];
+	return 0;
+}
+
+static int from_env(sip003 *s, endpoints *e, char *err, size_t errlen)
+{
+	int r = sip003_from_env(s, err, errlen);
+
+	if (r <= 0) {
+		if (r == 0)
+			snprintf(err, errlen, "no arguments and no SIP003 "
+			    "environment (SS_REMOTE_HOST...)");
+		return -1;
+	}
+	if ((e->nlhost = sip003_hosts(s->local_host, e->lhost,
+	    SIP003_MAX_HOSTS, err, errlen)) < 0 ||
+	    (e->nrhost = sip003_hosts(s->remote_host, e->rhost,
+	    SIP003_MAX_HOSTS, err, errlen)) < 0)
+		return -1;
+	strcpy(e->lport, s->local_port);
+	strcpy(e->rport, s->remote_port);
+	e->options = s->options;
+	e->sip003 = 1;
+	return 0;
+}
+
+static void set_remotes(tunnel_cfg *tc, const endpoints *e)
+{
+	int i;
+
+	for (i = 0; i < e->nrhost; i++) {
+		peer_uri *u = &tc->remote[i];
+
+		memset(u, 0, sizeof(*u));
+		u->kind = PEER_TCP;
+		snprintf(u->host, sizeof(u->host), "%s", e->rhost[i]);
+		snprintf(u->port, sizeof(u->port), "%s", e->rport);
+	}
+	tc->nremote = e->nrhost;
+}
+
+static tls_client *make_tls(const client_opts *o)
+{
+	tls_client_cfg tc;
+	tls_client *c;
+	char err[256];
+
+	memset(&tc, 0, sizeof(tc));
+	tc.sni = o->sni;
+	/* a CDN may offer h2 to a client that does not say: ws needs 1.1 */
+	tc.alpn = o->alpn ? o->alpn : o->ws ? "http/1.1" : NULL;
+	tc.insecure = o->insecure;
+	tc.pin = o->pin;
+	tc.ca_file = o->ca;
+	tc.resume = o->resume;
+	if ((c = tls_client_new(&tc, err, sizeof(err))) == NULL)
+		fprintf(stderr, PROG ": tls: %s\n", err);
+	return c;
+}
+
+static int listen_all(const endpoints *e)
+{
+	char err[512];
+	int fds[16], i, j, n;
+
+	for (i = 0; i < e->nlhost; i++) {
+		n = sock_listen(e->lhost[i], e->lport, fds, 16, err,
+		    sizeof(err));
+		if (n < 0) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return -1;
+		}
+		for (j = 0; j < n; j++)
+			if (tunnel_listen(fds[j]) < 0) {
+				fprintf(stderr, PROG ": too many listening "
+				    "sockets\n");
+				return -1;
+			}
+		log_info(0, "listening on %s%s%s:%s", strchr(e->lhost[i], ':') ?
+		    "[" : "", e->lhost[i], strchr(e->lhost[i], ':') ? "]" : "",
+		    e->lport);
+	}
+	return 0;
+}
+
+static void on_stop(void *arg)
+{
+	(void)arg;
+	tunnel_shutdown();
+}
+
+static int run(const endpoints *e, tunnel_cfg *tc)
+{
+	char rname[300];
+	int rc = 1;
+
+	if (loop_init() < 0 || dns_init() < 0) {
+		fprintf(stderr, PROG ": cannot start the event loop\n");
+		goto out;
+	}
+	tunnel_init(tc);
+	if (listen_all(e) < 0)
+		goto out;
+	loop_signal(SIGTERM, on_stop, NULL);
+	loop_signal(SIGINT, on_stop, NULL);
+	if (e->sip003)
+		sip003_watch_parent(1000, on_stop, NULL);
+	peer_uri_format(&tc->remote[0], rname, sizeof(rname));
+	log_info(0, "remote %s%s, %s%s%s", rname, e->nrhost > 1 ?
+	    " (and others)" : "", tc->opt->ws ? "ws" : "", tc->opt->ws &&
+	    tc->opt->tls ? "+" : "", tc->opt->tls ? "tls" : tc->opt->ws ? "" :
+	    "raw tcp");
+	rc = loop_run() < 0 ? 1 : 0;
+	log_info(0, "stopped");
+out:
+	tunnel_cleanup();
+	dns_cleanup();
+	loop_free();
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static endpoints e;
+	static sip003 s;
+	static tunnel_cfg tc;
+	client_opts co;
+	opts o;
+	char err[512];
+	int n, rc;
+
+	log_set_prog(PROG);
+	n = LOGL_INFO + parse_flags(argc, argv);
+	log_set_level(n < LOGL_ERROR ? LOGL_ERROR : n > LOGL_DEBUG ?
+	    LOGL_DEBUG : n);
+	argc -= optind;
+	argv += optind;
+	if (argc != 0 && argc != 3) {
+		usage(stderr);
+		return 2;
+	}
+	if ((argc ? from_args(argv, &e, err, sizeof(err)) :
+	    from_env(&s, &e, err, sizeof(err))) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		if (argc == 0)
+			usage(stderr);
+		return argc ? 1 : 2;
+	}
+	if (opts_parse(e.options, &o, err, sizeof(err)) < 0 ||
+	    opts_client(&o, &co, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		opts_free(&o);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	tc.opt = &co;
+	tc.bufsize = 128 * 1024;
+	tc.close_wait_ms = 10000;
+	set_remotes(&tc, &e);
+	rc = 1;
+	if (!co.tls || (tc.tls = make_tls(&co)) != NULL)
+		rc = run(&e, &tc);
+	if (tc.tls)
+		tls_client_free(tc.tls);
+	opts_free(&o);
+	return rc;
+}
