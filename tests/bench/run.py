@@ -1,0 +1,726 @@
+#!/usr/bin/python3
+"""make bench: websocksy side by side with a direct connection, socat,
+haproxy (TCP mode) and websockify, in one run.
+
+Every figure is the median of --runs runs (3 by default).  Results go to
+tests/bench/results/latest.json and latest.md; the table is printed too.
+Only 127.0.0.1 is used.  Bounded: every child has a deadline and the full
+run stays under 10 minutes (--quick: about 1 minute).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build")
+BENCH = os.path.join(BUILD, "bench")
+RESULTS = os.path.join(ROOT, "tests", "bench", "results")
+WEBSOCKSY = os.path.join(BUILD, "websocksy")
+LOADGEN = os.path.join(BENCH, "loadgen")
+ECHO = os.path.join(BENCH, "echo")
+HOST = "127.0.0.1"
+
+notes = []          # skipped references and limits, for the report
+procs = []          # everything we started, stopped at exit
+
+
+def note(msg):
+    notes.append(msg)
+    print("note: " + msg, flush=True)
+
+
+# ---- environment ----
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for want in (1048576, 262144, hard):
+        if want == resource.RLIM_INFINITY or want < soft:
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+            break
+        except (ValueError, OSError):
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+                break
+            except (ValueError, OSError):
+                continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def ensure_tools(names):
+    """Install the Debian packages of missing tools; return what exists."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        cmd = []
+        if os.geteuid() != 0:
+            if shutil.which("sudo") is None:
+                note("cannot install %s: not root and no sudo"
+                     % " ".join(missing))
+                return {n: shutil.which(n) for n in names}
+            cmd = ["sudo", "-n"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        print("installing: " + " ".join(missing), flush=True)
+        try:
+            subprocess.run(cmd + ["apt-get", "update", "-qq"], env=env,
+                           timeout=180, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            subprocess.run(cmd + ["apt-get", "install", "-y", "-qq"]
+                           + missing, env=env, timeout=300,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            note("apt-get failed: %s" % e)
+    found = {n: shutil.which(n) for n in names}
+    for n, p in found.items():
+        if p is None:
+            note("%s is not available: its reference is skipped" % n)
+    return found
+
+
+def machine():
+    model, mhz = "unknown", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model == "unknown":
+                    model = line.split(":", 1)[1].strip()
+                if line.startswith("cpu MHz") and not mhz:
+                    mhz = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f.readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_mhz": mhz, "nproc": os.cpu_count(),
+            "kernel": platform.release(), "memory": mem,
+            "python": platform.python_version()}
+
+
+def version_of(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        out = (r.stdout + r.stderr).strip().splitlines()
+        return out[0] if out else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+# ---- processes ----
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start(argv, port, name):
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    procs.append(p)
+    if not wait_port(port, p):
+        stop(p)
+        raise RuntimeError("%s did not start: %s" % (name, " ".join(argv)))
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait(timeout=5)
+    if p in procs:
+        procs.remove(p)
+
+
+def stop_all():
+    for p in list(procs):
+        stop(p)
+
+
+def loadgen(args, timeout):
+    argv = [LOADGEN] + [str(a) for a in args]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "last_error": "loadgen timed out"}
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        return {"ok": False, "last_error": "no output: " + r.stderr.strip()}
+    return json.loads(lines[-1])
+
+
+def proc_kb(pid, field):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pids(pid):
+    """pid and all its descendants (websockify forks one per client)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_pss_kb(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total
+
+
+# ---- targets ----
+
+class Target:
+    def __init__(self, name, kind, argv_fn, tool=None, zero_mask=False):
+        self.name = name        # column name
+        self.kind = kind        # "tcp" or "ws"
+        self.argv_fn = argv_fn  # port -> argv
+        self.tool = tool
+        self.zero_mask = zero_mask
+
+
+def haproxy_argv(echo_port, maxconn):
+    cfg = tempfile.NamedTemporaryFile("w", prefix="bench-haproxy-",
+                                      suffix=".cfg", delete=False)
+    cfg.write("global\n"
+              "    nbthread 1\n"
+              "    maxconn %d\n"
+              "defaults\n"
+              "    mode tcp\n"
+              "    timeout connect 5s\n"
+              "    timeout client 120s\n"
+              "    timeout server 120s\n"
+              "frontend fe\n"
+              "    bind %s:@PORT@\n"
+              "    maxconn %d\n"
+              "    default_backend be\n"
+              "backend be\n"
+              "    server echo %s:%d maxconn %d\n"
+              % (maxconn, HOST, maxconn, HOST, echo_port, maxconn))
+    cfg.close()
+    path = cfg.name
+
+    def argv(port):
+        with open(path) as f:
+            text = f.read()
+        real = path + ".%d" % port
+        with open(real, "w") as f:
+            f.write(text.replace("@PORT@", str(port)))
+        return ["haproxy", "-db", "-f", real]
+    return argv
+
+
+def websocksy_argv(echo_port, extra=()):
+    def argv(port):
+        return [WEBSOCKSY, "-p", str(port), "-l", HOST,
+                "-c", "host=" + HOST, "-c", "port=%d" % echo_port,
+                "-c", "framing=binary", "-k", "0", "-q",
+                "-C", "max-connections=200000"] + list(extra)
+    return argv
+
+
+def websocksy_has_tls():
+    try:
+        r = subprocess.run([WEBSOCKSY, "--help"], capture_output=True,
+                           text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "tls" in (r.stdout + r.stderr).lower()
+
+
+# ---- measurements ----
+
+def measure_target(t, cfg, echo_port):
+    """Every non-idle figure of one target; runs x each, one server."""
+    port = free_port()
+    res = {}
+    try:
+        p = start(t.argv_fn(port), port, t.name)
+    except RuntimeError as e:
+        note(str(e))
+        return res
+    mode = "--ws" if t.kind == "ws" else "--tcp"
+    zm = ["--zero-mask"] if t.zero_mask else []
+    T = cfg.seconds
+    jobs = [("bulk_1", [mode] + zm + ["-p", port, "-c", 1, "-s", 16384,
+                                      "-t", T, "bulk"], T + 40),
+            ("bulk_64", [mode] + zm + ["-p", port, "-c", 64, "-s", 16384,
+                                       "-t", T, "bulk"], T + 40)]
+    if not t.zero_mask:
+        for size, key in ((64, "pp_64"), (4096, "pp_4k")):
+            jobs.append((key, [mode, "-p", port, "-s", size, "-n",
+                               cfg.pp_count, "-t", 20, "pingpong"], 40))
+        if t.kind == "ws":
+            jobs.append(("hs", ["--ws", "-p", port, "-c", cfg.hs_workers,
+                                "-s", 64, "-t", cfg.hs_seconds,
+                                "--src-spread", 8, "handshakes"],
+                         cfg.hs_seconds + 30))
+    for r in range(cfg.runs):
+        for key, args, tmo in jobs:
+            out = loadgen(args, tmo)
+            res.setdefault(key, []).append(out)
+            if not out.get("ok"):
+                note("%s %s run %d: %s" % (t.name, key, r + 1,
+                                           out.get("last_error", "failed")))
+            if p.poll() is not None:
+                note("%s exited during %s" % (t.name, key))
+                return res
+    if cfg.perf and t.name == "websocksy" and shutil.which("perf"):
+        res["perf"] = perf_profile(p.pid, port, cfg)
+    stop(p)
+    return res
+
+
+def perf_profile(pid, port, cfg):
+    """perf record of websocksy during a 64-connection bulk run."""
+    data = os.path.join(tempfile.gettempdir(), "bench-perf.data")
+    lg = subprocess.Popen([LOADGEN, "--ws", "-p", str(port), "-c", "64",
+                           "-t", str(cfg.perf + 2), "bulk"],
+                          stdout=subprocess.DEVNULL)
+    time.sleep(1)
+    subprocess.run(["perf", "record", "-q", "-g", "-p", str(pid), "-o", data,
+                    "--", "sleep", str(cfg.perf)], capture_output=True,
+                   timeout=cfg.perf + 30)
+    lg.wait(timeout=cfg.perf + 60)
+    r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                        "--no-children", "--sort", "symbol", "-g", "none",
+                        "--percent-limit", "1"], capture_output=True,
+                       text=True, timeout=60)
+    top = []
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[0].endswith("%") and not line.startswith("#"):
+            top.append("%-8s %s %s" % (f[0], f[1], f[2]))
+    top = top[:20]
+    return top
+
+
+def read_ready(p, timeout):
+    """The idle loadgen's "ready N FAILED" line, or None."""
+    import select
+    end = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < end:
+        r, _, _ = select.select([p.stdout], [], [], 0.5)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            if not chunk:
+                return None
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                if line.startswith("ready "):
+                    f = line.split()
+                    return int(f[1]), int(f[2])
+        if p.poll() is not None:
+            return None
+    return None
+
+
+def idle_rss(t, n, cfg, open_limit, pss=False):
+    """Memory per idle connection: fresh server, before/after n opens."""
+    port = free_port()
+    try:
+        p = start(t.argv_fn(port), port, t.name)
+    except RuntimeError as e:
+        note(str(e))
+        return None
+    time.sleep(0.3)
+    before = tree_pss_kb(p.pid) if pss else proc_kb(p.pid, "VmRSS")
+    lg = subprocess.Popen([LOADGEN, "--ws", "-p", str(port), "-c", str(n),
+                           "--src-spread", "8", "--concurrency",
+                           str(cfg.idle_concurrency), "-t", str(open_limit),
+                           "--timeout", "5", "--hold", "300", "idle"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    ready = read_ready(lg, open_limit + 30)
+    time.sleep(0.5)
+    after = tree_pss_kb(p.pid) if pss else proc_kb(p.pid, "VmRSS")
+    nfd = 0
+    try:
+        nfd = len(os.listdir("/proc/%d/fd" % p.pid))
+    except OSError:
+        pass
+    lg.send_signal(signal.SIGTERM)
+    try:
+        out, _ = lg.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        lg.kill()
+        out, _ = lg.communicate()
+    final = {}
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith("{"):
+            final = json.loads(line)
+    stop(p)
+    est = ready[0] if ready else 0
+    return {"requested": n, "established": est,
+            "alive_at_end": final.get("alive_at_end", 0),
+            "rss_before_kb": before, "rss_after_kb": after,
+            "server_fds": nfd, "measure": "PSS of the process tree"
+            if pss else "VmRSS",
+            "bytes_per_conn": round((after - before) * 1024 / est)
+            if est else None,
+            "last_error": final.get("last_error", "")}
+
+
+# ---- figures, ratios, report ----
+
+# key, label, source job, field, scale, better ("hi" or "lo")
+METRICS = [
+    ("bulk_1", "bulk, 1 conn (MB/s)", "bulk_1", "bytes_per_s", 1e-6, "hi"),
+    ("bulk_64", "bulk, 64 conns (MB/s)", "bulk_64", "bytes_per_s", 1e-6,
+     "hi"),
+    ("pp_64_p50", "ping-pong 64 B p50 (us)", "pp_64", "p50_us", 1, "lo"),
+    ("pp_64_p99", "ping-pong 64 B p99 (us)", "pp_64", "p99_us", 1, "lo"),
+    ("pp_4k_p50", "ping-pong 4 KiB p50 (us)", "pp_4k", "p50_us", 1, "lo"),
+    ("pp_4k_p99", "ping-pong 4 KiB p99 (us)", "pp_4k", "p99_us", 1, "lo"),
+    ("hs", "handshakes/s", "hs", "handshakes_per_s", 1, "hi"),
+    ("rss_1k", "RSS per idle conn, 1 000 (B)", None, None, 1, "lo"),
+    ("rss_10k", "RSS per idle conn, 10 000 (B)", None, None, 1, "lo"),
+]
+REFS = ["socat", "haproxy", "websockify"]
+
+
+def median_of(runs, field, scale):
+    vals = [r[field] for r in runs if r.get("ok") and field in r]
+    if not vals:
+        return None
+    return statistics.median(vals) * scale
+
+
+def fmt(v, key):
+    if v is None:
+        return "-"
+    if key.startswith("bulk"):
+        return "%.0f" % v
+    if key.startswith("pp"):
+        return "%.1f" % v
+    return "%.0f" % v
+
+
+def build_table(cols, fig):
+    head = ["figure"] + cols + ["wsy/" + r for r in REFS]
+    rows = []
+    for key, label, _, _, _, better in METRICS:
+        row = [label]
+        for c in cols:
+            row.append(fmt(fig.get(c, {}).get(key), key))
+        w = fig.get("websocksy", {}).get(key)
+        for r in REFS:
+            o = fig.get(r, {}).get(key)
+            if w is None or not o:
+                row.append("-")
+            else:
+                row.append(("%.2fx" if w / o >= 0.1 else "%.4fx") % (w / o))
+        rows.append(row)
+    return head, rows
+
+
+def text_table(head, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    out = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                     for i, (h, w) in enumerate(zip(head, widths)))]
+    for row in rows:
+        out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(out)
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |",
+           "| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |"]
+    for row in rows:
+        out.append("| " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def check_targets(fig, idle100k):
+    w = fig.get("websocksy", {})
+    s = fig.get("socat", {})
+    h = fig.get("haproxy", {})
+    y = fig.get("websockify", {})
+    out = []
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    def add(name, val, ok_fn, goal):
+        if val is None:
+            out.append((name, goal, "-", "not measured"))
+        else:
+            out.append((name, goal, "%.2f" % val,
+                        "met" if ok_fn(val) else "NOT met"))
+
+    for k, n in (("bulk_1", "1 conn"), ("bulk_64", "64 conns")):
+        add("bulk %s vs socat" % n, ratio(w.get(k), s.get(k)),
+            lambda v: v >= 1.0, ">= 1.0x")
+        add("bulk %s vs haproxy" % n, ratio(w.get(k), h.get(k)),
+            lambda v: v >= 0.8, ">= 0.8x")
+    for k, n in (("pp_64_p99", "64 B"), ("pp_4k_p99", "4 KiB")):
+        add("p99 %s vs socat" % n, ratio(w.get(k), s.get(k)),
+            lambda v: v <= 1.2, "<= 1.2x")
+    add("handshakes/s vs websockify", ratio(w.get("hs"), y.get("hs")),
+        lambda v: v >= 20, ">= 20x")
+    for k in ("rss_1k", "rss_10k"):
+        add("RSS/idle conn (%s) bytes" % k[4:], w.get(k),
+            lambda v: v <= 4096, "<= 4096")
+    if idle100k:
+        out.append(("100 000 idle connections", "100000",
+                    str(idle100k["established"]),
+                    "met" if idle100k["established"] >= 100000
+                    else "NOT met"))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run, about 1 minute")
+    ap.add_argument("--runs", type=int, help="runs per figure (median)")
+    ap.add_argument("--seconds", type=float, help="bulk duration")
+    ap.add_argument("--perf", type=int, default=0, metavar="SECONDS",
+                    help="perf record websocksy during a bulk run")
+    ap.add_argument("--no-idle", action="store_true",
+                    help="skip the idle-connection figures")
+    ap.add_argument("--no-100k", action="store_true",
+                    help="skip the 100 000 connection attempt")
+    cfg = ap.parse_args()
+    q = cfg.quick
+    cfg.runs = cfg.runs or (1 if q else 3)
+    cfg.seconds = cfg.seconds or (1.0 if q else 4.0)
+    cfg.pp_count = 500 if q else 3000
+    cfg.hs_seconds = 1.0 if q else 3.0
+    cfg.hs_workers = 32
+    cfg.idle_concurrency = 512
+    open_limit = 20 if q else 45
+    t_start = time.monotonic()
+
+    for f in (WEBSOCKSY, LOADGEN, ECHO):
+        if not os.access(f, os.X_OK):
+            sys.exit("run.py: %s missing: run make bench" % f)
+    soft, hard = raise_nofile()
+    print("fd limit: %d (hard %d)" % (soft, hard), flush=True)
+    tools = ensure_tools(["socat", "haproxy", "websockify"])
+
+    echo_port = free_port()
+    echo = start([ECHO, str(echo_port)], echo_port, "echo")
+    maxconn = max(1000, (soft - 100) // 2)
+
+    targets = [Target("direct", "tcp", lambda p: [ECHO, str(p)])]
+    if tools["socat"]:
+        targets.append(Target("socat", "tcp", lambda p: [
+            "socat", "-b", "262144",
+            "TCP-LISTEN:%d,bind=%s,reuseaddr,fork,nodelay,backlog=4096"
+            % (p, HOST), "TCP:%s:%d,nodelay" % (HOST, echo_port)]))
+    if tools["haproxy"]:
+        targets.append(Target("haproxy", "tcp",
+                              haproxy_argv(echo_port, maxconn)))
+    if tools["websockify"]:
+        targets.append(Target("websockify", "ws", lambda p: [
+            "websockify", "%s:%d" % (HOST, p), "%s:%d" % (HOST, echo_port)]))
+    wsy = Target("websocksy", "ws", websocksy_argv(echo_port))
+    targets.append(wsy)
+    targets.append(Target("websocksy-zeromask", "ws",
+                          websocksy_argv(echo_port), zero_mask=True))
+    if websocksy_has_tls():
+        note("websocksy mentions TLS, but this bench has no wss client "
+             "yet: wss skipped")
+    else:
+        note("websocksy has no TLS yet: the wss target is skipped")
+
+    raw = {}
+    try:
+        for t in targets:
+            print("== %s" % t.name, flush=True)
+            raw[t.name] = measure_target(t, cfg, echo_port)
+        idle = {}
+        if not cfg.no_idle:
+            # Each connection costs websocksy two descriptors (client and
+            # peer): the 10 000 figure is capped below the fd limit.
+            n10k = min(10000, (soft - 64) // 2)
+            if n10k < 10000:
+                note("fd hard limit %d (cannot be raised here): the "
+                     "10 000-connection figure uses %d connections"
+                     % (hard, n10k))
+            for n, key in ((1000, "rss_1k"), (n10k, "rss_10k")):
+                print("== idle %d (websocksy)" % n, flush=True)
+                idle.setdefault("websocksy", {})[key] = [
+                    idle_rss(wsy, n, cfg, open_limit)
+                    for _ in range(cfg.runs)]
+            if tools["websockify"]:
+                ws = [t for t in targets if t.name == "websockify"][0]
+                print("== idle 1000 (websockify)", flush=True)
+                idle.setdefault("websockify", {})["rss_1k"] = [
+                    idle_rss(ws, 1000, cfg, open_limit, pss=True)]
+                note("websockify forks one Python process per connection: "
+                     "its memory is the PSS of the whole process tree, "
+                     "measured once at 1 000 connections only (10 000 "
+                     "processes do not fit this machine's pid and "
+                     "memory limits)")
+        idle100k = None
+        if not cfg.no_idle and not cfg.no_100k:
+            print("== 100 000 idle connections (websocksy)", flush=True)
+            idle100k = idle_rss(wsy, 100000, cfg, open_limit)
+            if idle100k and idle100k["established"] < 100000:
+                note("100 000 idle: reached %d; websocksy needs two "
+                     "descriptors per connection and its fd limit is %d"
+                     % (idle100k["established"], soft))
+    finally:
+        stop_all()
+        del echo
+
+    # Medians.
+    fig = {}
+    for t in targets:
+        f = fig.setdefault(t.name, {})
+        for key, _, job, field, scale, _ in METRICS:
+            if job and job in raw.get(t.name, {}):
+                f[key] = median_of(raw[t.name][job], field, scale)
+    for name, d in idle.items():
+        for key, runs in d.items():
+            vals = [r["bytes_per_conn"] for r in runs
+                    if r and r["bytes_per_conn"] is not None]
+            fig.setdefault(name, {})[key] = (statistics.median(vals)
+                                             if vals else None)
+    cols = [t.name for t in targets]
+    head, rows = build_table(cols, fig)
+    targets_met = check_targets(fig, idle100k)
+    elapsed = time.monotonic() - t_start
+
+    info = machine()
+    versions = {
+        "socat": version_of(["socat", "-V"]) if tools["socat"] else "",
+        "haproxy": version_of(["haproxy", "-v"]) if tools["haproxy"] else "",
+        "websockify": version_of(["dpkg-query", "-W", "-f",
+                                  "${Version}", "websockify"]),
+        "websocksy": version_of([WEBSOCKSY, "-V"]),
+    }
+    ratios = {}
+    for key, *_ in METRICS:
+        w = fig.get("websocksy", {}).get(key)
+        for r in REFS:
+            o = fig.get(r, {}).get(key)
+            if w is not None and o:
+                ratios.setdefault(key, {})[r] = round(w / o, 3)
+    doc = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+           "quick": q, "runs": cfg.runs, "bulk_seconds": cfg.seconds,
+           "machine": info, "versions": versions, "notes": notes,
+           "figures": fig, "ratios_websocksy_to": ratios,
+           "targets": [dict(zip(("target", "goal", "value", "status"), t))
+                       for t in targets_met],
+           "idle": idle, "idle_100k": idle100k, "raw": raw,
+           "elapsed_seconds": round(elapsed, 1)}
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    tt = [("target", "goal", "value", "status")] + targets_met
+    md = ["# websocksy benchmark, %s%s" % (doc["date"],
+                                          " (quick)" if q else ""), "",
+          "Machine: %s, %s CPUs, kernel %s, %s RAM." % (
+              info["cpu"], info["nproc"], info["kernel"], info["memory"]),
+          "Medians of %d run(s); bulk %.0f s per run; 16 KiB messages."
+          % (cfg.runs, cfg.seconds), "",
+          md_table(head, rows), "",
+          "Ratios are websocksy / reference from this run: above 1 is "
+          "better for MB/s and handshakes/s, below 1 is better for "
+          "latency and RSS.", "",
+          md_table(list(tt[0]), [list(x) for x in tt[1:]]), ""]
+    if idle100k:
+        md.append("100 000 idle connections: %d established, %d alive "
+                  "at the end, websocksy RSS %d kB." % (
+                      idle100k["established"], idle100k["alive_at_end"],
+                      idle100k["rss_after_kb"]))
+        md.append("")
+    if notes:
+        md += ["Notes:", ""] + ["- " + n for n in notes] + [""]
+    perf = raw.get("websocksy", {}).get("perf")
+    if perf:
+        md += ["perf, websocksy during bulk with 64 connections "
+               "(self time):", "", "```"] + perf + ["```", ""]
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write("\n".join(md))
+
+    print()
+    print(text_table(head, rows))
+    print()
+    print(text_table(list(tt[0]), [list(x) for x in tt[1:]]))
+    if perf:
+        print("\nperf top symbols (websocksy, bulk 64):")
+        print("\n".join(perf))
+    print("\nwrote %s (%.0f s)" % (os.path.join(RESULTS, "latest.json"),
+                                   elapsed))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()
