@@ -1264,6 +1264,13 @@ static void progress_open(conn *c)
 		return;
 	loop_events(c->cfd, cev | (c->out.len ? LOOP_WRITE : 0));
 	loop_events(c->pfd, pev);
+	/* Empty buffers go back to the pool: an idle connection holds
+	 * none (the pool makes this cheap for busy ones). */
+	buf_shrink(&c->in);
+	buf_shrink(&c->out);
+	buf_shrink(&c->pin);
+	if (!(c->flags & F_DGRAM_READY))
+		buf_shrink(&c->pout);
 }
 
 static void progress(conn *c)

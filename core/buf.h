@@ -11,6 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Buffer areas come from a small pool of recently freed areas (buf.c), so
+ * a connection can give its areas back as soon as they are empty (idle
+ * connections hold no buffer memory) without a malloc/free pair per read.
+ */
+void *bufpool_get(size_t size);
+void bufpool_put(void *area, size_t size);
+/* Bytes the pool may keep (default 16 MiB); 0 disables pooling. */
+void bufpool_set_limit(size_t bytes);
+void bufpool_drain(void);
+
 typedef struct buf {
 	uint8_t *area;
 	size_t size;     /* capacity */
@@ -27,7 +38,8 @@ static inline void buf_init(buf *b, size_t size)
 
 static inline void buf_free(buf *b)
 {
-	free(b->area);
+	if (b->area)
+		bufpool_put(b->area, b->size);
 	b->area = NULL;
 	b->off = b->len = 0;
 }
@@ -35,7 +47,7 @@ static inline void buf_free(buf *b)
 /* Allocate the area if needed.  Returns 0 or -1 (out of memory). */
 static inline int buf_alloc(buf *b)
 {
-	if (b->area == NULL && (b->area = malloc(b->size)) == NULL)
+	if (b->area == NULL && (b->area = bufpool_get(b->size)) == NULL)
 		return -1;
 	return 0;
 }
@@ -83,8 +95,8 @@ static inline void buf_put(buf *b, const void *p, size_t n)
 /* Free the area if the buffer is empty (idle connections hold no memory). */
 static inline void buf_shrink(buf *b)
 {
-	if (b->len == 0) {
-		free(b->area);
+	if (b->len == 0 && b->area) {
+		bufpool_put(b->area, b->size);
 		b->area = NULL;
 		b->off = 0;
 	}

@@ -52,6 +52,7 @@ static const struct key keys[] = {
 	SECS("linger", linger_ms, 0, 3600000),
 	UINT("max-datagram", max_datagram, 1, 1u << 20),
 	UINT("max-streams", max_streams, 1, 65536),
+	UINT("buffer-pool", buffer_pool, 0, 1ull << 34),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
 	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
 	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
@@ -85,6 +86,7 @@ void cfg_defaults(wsy_config *c)
 	c->linger_ms = 1000;
 	c->max_datagram = 65507;
 	c->max_streams = 128;
+	c->buffer_pool = 16u << 20;
 	c->log_level = LOGL_INFO;
 	c->tls_only = 1;
 	c->tls_handshake_timeout_ms = 10000;

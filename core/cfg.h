@@ -37,6 +37,7 @@ typedef struct wsy_config {
 	uint64_t linger_ms;
 	uint64_t max_datagram;
 	uint64_t max_streams;        /* per framing session */
+	uint64_t buffer_pool;        /* bytes of free buffers kept */
 	int log_level;
 	/* TLS ([core] tls-* keys, or the [tls] section without "tls-") */
 	char tls_port[8];            /* "" = no TLS listener */

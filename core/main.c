@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "buf.h"
 #include "cfg.h"
 #include "dns.h"
 #include "log.h"
@@ -291,6 +292,7 @@ int main(int argc, char **argv)
 	    LOGL_DEBUG : n);
 	signal(SIGPIPE, SIG_IGN);
 	plugin_set_dir(cfg.plugins);
+	bufpool_set_limit(cfg.buffer_pool);
 	memset(&be, 0, sizeof(be));
 	if (loop_init() < 0 || dns_init() < 0) {
 		fprintf(stderr, "websocksy: cannot start the event loop\n");
@@ -319,6 +321,7 @@ out:
 	plugin_cleanup();
 	dns_cleanup();
 	loop_free();
+	bufpool_drain();
 	cfg_free(&cfg);
 	return rc;
 }
