@@ -147,6 +147,7 @@ test: deps
 	$(MAKE) SAN=1 all
 	if command -v clang >/dev/null; then \
 		$(MAKE) CC=clang BUILD=build/clang build-all; fi
+	$(MAKE) test-extra
 	$(PYTHON) -m pytest -q tests/integration
 
 # Benchmarks: not part of make test; bounded, stops by itself.
@@ -158,7 +159,7 @@ run: deps
 	$(MAKE) all
 	sh demo/run.sh
 
-install: all
+install: all install-extra
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(B)/websocksy $(DESTDIR)$(BINDIR)/websocksy
@@ -172,5 +173,11 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all build-all unit deps test clean run install bench fuzz fuzz-replay
+# Fragments add their own targets (and extend the double-colon rules
+# install-extra and test-extra): mk/NAME.mk.
+install-extra::
+test-extra::
+include $(wildcard mk/*.mk)
+
+.PHONY: install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -193,6 +193,13 @@ typedef struct wsy_session_host {
 	/* Log about this connection (its id is added). */
 	void (*log)(void *conn, int level, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+	/* One-shot timer for this connection (keepalives): id > 0, or 0 on
+	 * failure.  Timers still armed at on_close are cancelled by the core;
+	 * cancelling a fired or unknown id is harmless. */
+	uint64_t (*timer_add)(void *conn, uint64_t ms, wsy_timer_cb cb,
+	    void *arg);
+	void (*timer_cancel)(void *conn, uint64_t id);
+	uint64_t (*now_ms)(void);     /* monotonic milliseconds */
 } wsy_session_host;
 
 typedef struct wsy_session_ops {
