@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/dns.h"
 #include "../core/log.h"
@@ -220,6 +221,38 @@ out:
 	return rc;
 }
 
+/*
+ * The SIP003 "server" option convention (v2ray-plugin): one plugin binary
+ * for both ends.  As a server we are websocksy, next to this binary.
+ */
+static void maybe_server(int argc)
+{
+	const char *env = getenv("SS_PLUGIN_OPTIONS");
+	char path[4096], err[256];
+	ssize_t n;
+	char *slash;
+	opts o;
+	int server;
+
+	if (argc != 1 || env == NULL || opts_parse(env, &o, err,
+	    sizeof(err)) < 0)
+		return;
+	server = opts_has(&o, "server");
+	opts_free(&o);
+	if (!server)
+		return;
+	n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	if (n <= 0)
+		return;
+	path[n] = '\0';
+	if ((slash = strrchr(path, '/')) == NULL)
+		return;
+	strcpy(slash + 1, "websocksy");
+	execv(path, (char *[]){ path, NULL });
+	fprintf(stderr, PROG ": server option: cannot run %s\n", path);
+	exit(1);
+}
+
 int main(int argc, char **argv)
 {
 	static endpoints e;
@@ -231,6 +264,7 @@ int main(int argc, char **argv)
 	int n, rc;
 
 	log_set_prog(PROG);
+	maybe_server(argc);
 	n = LOGL_INFO + parse_flags(argc, argv);
 	log_set_level(n < LOGL_ERROR ? LOGL_ERROR : n > LOGL_DEBUG ?
 	    LOGL_DEBUG : n);

@@ -55,6 +55,7 @@ enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
 #define F_HEAD        0x0400  /* RESPOND: HEAD request, no body */
 #define F_DGRAM_TEXT  0x0800  /* datagrams that are UTF-8 go as text */
 #define F_DEADLINE    0x1000  /* the close deadline is running */
+#define F_PEER_LINGER 0x2000  /* peer EOF: waiting for the client's close */
 
 #define CTL_RESERVE 256       /* out room kept for control frames */
 
@@ -441,6 +442,35 @@ static int origin_allowed(conn *c)
 	return 0;
 }
 
+/* Tunnel mode (ws-host, ws-path): only the configured Host and path. */
+static int endpoint_matches(conn *c)
+{
+	const char *b = (const char *)buf_data(&c->in);
+	http_req *r = c->req;
+	char host[300];
+	size_t n;
+	int i;
+
+	if (B.cfg->ws_path[0] && (r->path.len != strlen(B.cfg->ws_path) ||
+	    memcmp(b + r->path.off, B.cfg->ws_path, r->path.len) != 0))
+		return 0;
+	if (B.cfg->ws_host[0] == '\0')
+		return 1;
+	if ((i = http_find(r, b, "Host")) < 0)
+		return 0;
+	span_str(c, r->hvalue[i], host, sizeof(host));
+	/* Compare without the port ("[v6]:443", "name:80"). */
+	n = strlen(host);
+	if (host[0] == '[') {
+		char *e = strchr(host, ']');
+		n = e ? (size_t)(e - host) + 1 : n;
+	} else if (strchr(host, ':')) {
+		n = (size_t)(strchr(host, ':') - host);
+	}
+	host[n] = '\0';
+	return strcasecmp(host, B.cfg->ws_host) == 0;
+}
+
 /* A plain request: a file from the web root, or 426. */
 static void serve_plain(conn *c)
 {
@@ -578,6 +608,10 @@ static void handle_request(conn *c)
 	}
 	if (!origin_allowed(c)) {
 		respond(c, 403, "origin not allowed");
+		return;
+	}
+	if (!endpoint_matches(c)) {
+		respond(c, 404, "Host or path does not match");
 		return;
 	}
 	if (B.stopping) {
@@ -1193,7 +1227,17 @@ static void progress_close(conn *c)
 			send_close(c, code, NULL);
 	}
 	if ((c->flags & F_PEOF) && !client_done && c->pin.len == 0 &&
-	    !(c->flags & F_CLOSE_SENT)) {
+	    !(c->flags & F_CLOSE_SENT) && B.cfg->peer_close_linger_ms &&
+	    !(c->flags & F_PEER_LINGER)) {
+		/* Let the client close first (tunnel clients lose the tail
+		 * of a stream when our close follows the data at once). */
+		c->flags |= F_PEER_LINGER;
+		close_deadline(c);
+		loop_timer_set(&c->linger, B.cfg->peer_close_linger_ms);
+	}
+	if ((c->flags & F_PEOF) && !client_done && c->pin.len == 0 &&
+	    !(c->flags & F_CLOSE_SENT) && (!B.cfg->peer_close_linger_ms ||
+	    (c->flags & F_LINGER_DONE))) {
 		close_deadline(c);
 		if (c->close_code == WS_CLOSE_INTERNAL)
 			send_close(c, WS_CLOSE_INTERNAL, "peer error");
@@ -1366,6 +1410,7 @@ static void tls_kick(conn *c)
 }
 
 static void tls_step(conn *c);
+static void linger_over(void *arg);
 
 static void client_io(int fd, int ev, void *arg)
 {
@@ -1410,6 +1455,7 @@ static void tls_step(conn *c)
 			return;
 		if (b != 0x16) {
 			loop_timer_stop(&c->linger);
+			loop_timer_init(&c->linger, linger_over, c);
 			c->state = ST_HANDSHAKE;
 			if (B.cfg->tls_only) {
 				respond(c, 400, "plain HTTP sent to the TLS "
@@ -1439,6 +1485,7 @@ static void tls_step(conn *c)
 		return;
 	}
 	loop_timer_stop(&c->linger);
+	loop_timer_init(&c->linger, linger_over, c);
 	c->state = ST_HANDSHAKE;
 	log_debug(c->id, "TLS %s, SNI %s, ALPN %s",
 	    tls_version(c->tls) ? tls_version(c->tls) : "?",

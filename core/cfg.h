@@ -38,6 +38,11 @@ typedef struct wsy_config {
 	uint64_t max_datagram;
 	uint64_t max_streams;        /* per framing session */
 	uint64_t buffer_pool;        /* bytes of free buffers kept */
+	char ws_host[256];           /* required Host ("" = any) */
+	char ws_path[1024];          /* required path ("" = any) */
+	uint64_t peer_close_linger_ms; /* after peer EOF, wait for the
+	                              * client's close this long */
+	int tunnel;                  /* configured by a tunnel option string */
 	int log_level;
 	/* TLS ([core] tls-* keys, or the [tls] section without "tls-") */
 	char tls_port[8];            /* "" = no TLS listener */

@@ -21,12 +21,15 @@
 #include "plugin.h"
 #include "sock.h"
 #include "tls.h"
+#include "sip003.h"
+#include "tunnel.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: websocksy [options]\n"
 "       websocksy FILE          read the configuration from an INI file\n"
+"       websocksy               with SS_* variables: a SIP003 plugin\n"
 "\n"
 "  -p PORT        plain ws listen port (default 8001; 0 = none)\n"
 "  -s PORT        TLS (wss) listen port (needs -C tls-cert=... -C tls-key=...\n"
@@ -37,6 +40,8 @@ static void usage(FILE *f)
 "  -c KEY=VALUE   backend option (repeatable, kept in order)\n"
 "  -C KEY=VALUE   core option, any [core] key (repeatable)\n"
 "  -w DIR         serve static files from DIR to plain GET requests\n"
+"  -o OPTIONS     tunnel option string, e.g. 'ws;host=example.com;path=/ws'\n"
+"                 or 'ws;tls;cert=C;key=K' (the websocksy-client vocabulary)\n"
 "  -v, -q         more / less logging (repeatable)\n"
 "  -h, --help     this text\n"
 "  -V, --version  print the version\n"
@@ -71,7 +76,8 @@ static int set_flag(wsy_config *c, const char *flag, const char *key,
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
+static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
+    int *sip003_mode)
 {
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -79,9 +85,9 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, errors = 0;
-	char *v;
+	char *v, err[512];
 
-	while ((ch = getopt_long(argc, argv, "p:s:l:k:b:c:C:w:vqhV", longopts,
+	while ((ch = getopt_long(argc, argv, "p:s:l:k:b:c:C:w:o:vqhV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'p': errors += set_flag(c, "-p", "port", optarg); break;
@@ -105,6 +111,12 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
 				errors++;
 			}
 			break;
+		case 'o':
+			if (tunnel_apply(c, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "-o: %s\n", err);
+				errors++;
+			}
+			break;
 		case 'v': (*verbosity)++; break;
 		case 'q': (*verbosity)--; break;
 		case 'h': usage(stdout); exit(0);
@@ -120,6 +132,13 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity)
 			exit(2);
 		}
 		errors += cfg_load(c, argv[1]);
+	} else if (argc == 1) {
+		int r = tunnel_sip003(c, err, sizeof(err));
+		if (r < 0) {
+			fprintf(stderr, "websocksy: SIP003: %s\n", err);
+			errors++;
+		}
+		*sip003_mode = r > 0;
 	}
 	return errors;
 }
@@ -159,6 +178,17 @@ static int start_backend(wsy_config *c, backend *be)
 		    err[0] ? err : "start failed");
 		return 1;
 	}
+	return 0;
+}
+
+/* Tunnels carry bytes: binary frames unless a framing was chosen. */
+static int has_backend_opt(const wsy_config *c, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->nbopts; i++)
+		if (strcmp(c->bopts[i].key, key) == 0)
+			return 1;
 	return 0;
 }
 
@@ -279,11 +309,16 @@ int main(int argc, char **argv)
 {
 	wsy_config cfg;
 	backend be;
-	int verbosity = 0, n, rc = 1;
+	int verbosity = 0, sip003_mode = 0, n, rc = 1;
 
 	log_set_prog("websocksy");
 	cfg_defaults(&cfg);
-	if (parse_args(argc, argv, &cfg, &verbosity) > 0) {
+	if (parse_args(argc, argv, &cfg, &verbosity, &sip003_mode) > 0) {
+		cfg_free(&cfg);
+		return 1;
+	}
+	if (cfg.tunnel && !has_backend_opt(&cfg, "framing") &&
+	    cfg_add_backend_opt(&cfg, "framing", "binary", "-o", 0) < 0) {
 		cfg_free(&cfg);
 		return 1;
 	}
@@ -311,6 +346,9 @@ int main(int argc, char **argv)
 	loop_signal(SIGTERM, on_stop, NULL);
 	loop_signal(SIGINT, on_stop, NULL);
 	loop_signal(SIGHUP, on_reload, NULL);
+	/* A SIP003 plugin ends with its shadowsocks parent. */
+	if (sip003_mode && sip003_watch_parent(1000, on_stop, NULL) < 0)
+		log_warn(0, "SIP003: cannot watch the parent process");
 	rc = loop_run() < 0 ? 1 : 0;
 	log_info(0, "stopped");
 out:
