@@ -56,6 +56,7 @@ enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
 #define F_DGRAM_TEXT  0x0800  /* datagrams that are UTF-8 go as text */
 #define F_DEADLINE    0x1000  /* the close deadline is running */
 #define F_PEER_LINGER 0x2000  /* peer EOF: waiting for the client's close */
+#define F_RDHUP       0x4000  /* client FIN seen while we could not read */
 
 #define CTL_RESERVE 256       /* out room kept for control frames */
 
@@ -79,6 +80,8 @@ typedef struct conn {
 	loop_timer timer;             /* handshake, then close deadline */
 	loop_timer linger;
 	loop_timer ping;
+	loop_timer stall;             /* send-timeout */
+	uint64_t last_write;          /* a buffered byte last left, ms */
 	int awaiting_pong;
 	peer_conn *pc;
 	char *bound_path;
@@ -174,6 +177,7 @@ static void conn_close(conn *c)
 	loop_timer_stop(&c->timer);
 	loop_timer_stop(&c->linger);
 	loop_timer_stop(&c->ping);
+	loop_timer_stop(&c->stall);
 	if (c->pc)
 		peer_cancel(c->pc);
 	end_session(c, WS_CLOSE_ABNORMAL);
@@ -267,6 +271,7 @@ static int flush_out(conn *c)
 			return -1;
 		}
 		buf_consume(&c->out, (size_t)n);
+		c->last_write = loop_now();
 	}
 	return 0;
 }
@@ -910,6 +915,29 @@ static void deadline(void *arg)
 	}
 }
 
+/*
+ * send-timeout: bytes are queued for a side that takes none of them for
+ * that long (nginx's send_timeout / proxy_send_timeout).  Such a side may
+ * be gone without a trace (a client whose FIN is stuck behind a zero
+ * window sends nothing we can see), so this is what bounds its time.
+ */
+static void stall_check(void *arg)
+{
+	conn *c = arg;
+	uint64_t idle = loop_now() - c->last_write;
+
+	if (c->out.len == 0 && c->pout.len == 0)
+		return;
+	if (idle >= B.cfg->send_timeout_ms) {
+		log_info(c->id, "%s took nothing for %llu ms: closing",
+		    c->out.len ? "client" : "peer",
+		    (unsigned long long)idle);
+		conn_close(c);
+		return;
+	}
+	loop_timer_set(&c->stall, B.cfg->send_timeout_ms - idle);
+}
+
 static void linger_over(void *arg)
 {
 	conn *c = arg;
@@ -1163,6 +1191,7 @@ static void flush_pout(conn *c)
 			return;
 		}
 		buf_consume(&c->pout, (size_t)n);
+		c->last_write = loop_now();
 	}
 }
 
@@ -1306,6 +1335,13 @@ static void progress_open(conn *c)
 		pev |= LOOP_WRITE;
 	if (c->tls && c->out.len && flush_out(c) < 0)
 		return;
+	if ((c->out.len || c->pout.len) && !loop_timer_armed(&c->stall)) {
+		c->last_write = loop_now();
+		loop_timer_set(&c->stall, B.cfg->send_timeout_ms);
+	}
+	/* Not reading the client (backpressure): still notice its FIN. */
+	if (!(cev & LOOP_READ) && !(c->flags & (F_CEOF | F_RDHUP)))
+		cev |= LOOP_RDHUP;
 	loop_events(c->cfd, cev | (c->out.len ? LOOP_WRITE : 0));
 	loop_events(c->pfd, pev);
 	/* Empty buffers go back to the pool: an idle connection holds
@@ -1412,6 +1448,38 @@ static void tls_kick(conn *c)
 static void tls_step(conn *c);
 static void linger_over(void *arg);
 
+/*
+ * POLLERR/POLLHUP on the client.  poll() reports them even while we do not
+ * ask to read (backpressure), and would report them forever: when the
+ * socket has an error, or we cannot read the EOF because in is full, the
+ * client is gone.  Stop watching it, drop what was queued for it, and let
+ * the closing rules deliver what it already sent to the peer (bounded by
+ * close-timeout).  Returns 1 if the connection is finished here.
+ */
+static int client_dead(conn *c)
+{
+	int e = 0;
+	socklen_t el = sizeof(e);
+
+	getsockopt(c->cfd, SOL_SOCKET, SO_ERROR, &e, &el);
+	if (e == 0 && buf_tailroom(&c->in) > 0 && c->state != ST_OPEN)
+		return 0;
+	if (e == 0 && c->in.len < c->in.size)
+		return 0;   /* readable: the read sees the EOF */
+	log_info(c->id, "client gone: %s", e ? strerror(e) : "hang-up");
+	if (c->state != ST_OPEN) {
+		conn_close(c);
+		return 1;
+	}
+	loop_unwatch(c->cfd);
+	c->flags |= F_CEOF | F_CRD_DONE | F_CLOSE_SENT;
+	c->out.len = c->out.off = 0;
+	end_session(c, WS_CLOSE_ABNORMAL);
+	close_deadline(c);
+	progress(c);
+	return 1;
+}
+
 static void client_io(int fd, int ev, void *arg)
 {
 	conn *c = arg;
@@ -1420,6 +1488,17 @@ static void client_io(int fd, int ev, void *arg)
 	if (c->state == ST_SNIFF || c->state == ST_TLS) {
 		tls_step(c);
 		return;
+	}
+	if ((ev & LOOP_ERROR) && client_dead(c))
+		return;
+	if ((ev & LOOP_RDHUP) && !(c->flags & F_RDHUP) && c->state == ST_OPEN) {
+		/* The client finished sending while its data waits for a peer
+		 * that does not read: it will not wait for us forever, nor
+		 * do we wait for the peer forever. */
+		c->flags |= F_RDHUP;
+		log_info(c->id, "client closed its side while the peer is "
+		    "not reading");
+		close_deadline(c);
 	}
 	if (ev & LOOP_WRITE) {
 		if (flush_out(c) < 0)
@@ -1561,6 +1640,7 @@ static void conn_new(int fd, const struct sockaddr *sa, int tls)
 	loop_timer_init(&c->timer, deadline, c);
 	loop_timer_init(&c->linger, linger_over, c);
 	loop_timer_init(&c->ping, ping_tick, c);
+	loop_timer_init(&c->stall, stall_check, c);
 	if (loop_watch(fd, LOOP_READ, client_io, c) < 0) {
 		free(c->req);
 		free(c);

@@ -50,6 +50,7 @@ static const struct key keys[] = {
 	SECS("connect-timeout", connect_timeout_ms, 100, 3600000),
 	SECS("close-timeout", close_timeout_ms, 100, 3600000),
 	SECS("linger", linger_ms, 0, 3600000),
+	SECS("send-timeout", send_timeout_ms, 100, 86400000),
 	UINT("max-datagram", max_datagram, 1, 1u << 20),
 	UINT("max-streams", max_streams, 1, 65536),
 	UINT("buffer-pool", buffer_pool, 0, 1ull << 34),
@@ -87,6 +88,7 @@ void cfg_defaults(wsy_config *c)
 	c->connect_timeout_ms = 10000;
 	c->close_timeout_ms = 10000;
 	c->linger_ms = 1000;
+	c->send_timeout_ms = 60000;
 	c->max_datagram = 65507;
 	c->max_streams = 128;
 	c->buffer_pool = 16u << 20;

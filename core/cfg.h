@@ -35,6 +35,7 @@ typedef struct wsy_config {
 	uint64_t connect_timeout_ms;
 	uint64_t close_timeout_ms;
 	uint64_t linger_ms;
+	uint64_t send_timeout_ms;    /* a side that takes nothing this long */
 	uint64_t max_datagram;
 	uint64_t max_streams;        /* per framing session */
 	uint64_t buffer_pool;        /* bytes of free buffers kept */

@@ -130,7 +130,8 @@ void loop_free(void)
 static short to_poll(int events)
 {
 	return (short)(((events & LOOP_READ) ? POLLIN : 0) |
-	    ((events & LOOP_WRITE) ? POLLOUT : 0));
+	    ((events & LOOP_WRITE) ? POLLOUT : 0) |
+	    ((events & LOOP_RDHUP) ? POLLRDHUP : 0));
 }
 
 int loop_watch(int fd, int events, loop_io_cb cb, void *arg)
@@ -395,6 +396,8 @@ static void dispatch(int n)
 			ev |= LOOP_WRITE;
 		if (p->revents & (POLLERR | POLLHUP | POLLNVAL))
 			ev |= LOOP_ERROR;
+		if (p->revents & POLLRDHUP)
+			ev |= LOOP_RDHUP;
 		p->revents = 0;
 		w = &L.w[p->fd];
 		if (w->cb)

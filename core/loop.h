@@ -16,6 +16,8 @@
 #define LOOP_READ  1
 #define LOOP_WRITE 2
 #define LOOP_ERROR 4   /* delivered only: POLLERR/POLLHUP/POLLNVAL */
+#define LOOP_RDHUP 8   /* the other side shut down its writing (POLLRDHUP):
+                        * level-triggered, stop asking once seen */
 
 typedef void (*loop_io_cb)(int fd, int events, void *arg);
 typedef void (*loop_cb)(void *arg);

@@ -152,13 +152,16 @@ def test_invalid_close_code_1002(conn, code):
     expect_close(conn, 1002)
 
 
-def test_close_reason_bad_utf8_1002(conn):
+def test_close_reason_bad_utf8_1007(conn):
+    # RFC 6455 §8.1: bytes that must be UTF-8 and are not fail the
+    # connection; 1007 is the code for inconsistent data (as Autobahn 7.5.1
+    # accepts), the same as invalid UTF-8 in a text message.
     conn.send(build_frame(OP_CLOSE, close_payload(1000, b"bad \xff reason")))
-    expect_close(conn, 1002)
+    expect_close(conn, 1007)
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011,
-                                  3000, 3999, 4000, 4999])
+                                  1012, 1014, 3000, 3999, 4000, 4999])
 def test_valid_close_code_echoed(conn, code):
     conn.send(build_frame(OP_CLOSE, close_payload(code, "reason ü")))
     expect_close(conn, code)
@@ -405,3 +408,92 @@ def test_data_after_close_is_ignored(websocksy, peers):
     rec = peer.wait_conn()
     assert rec.eof.wait(5)
     assert bytes(rec.data) == b"before"
+
+
+def test_sigterm_exits_within_close_timeout_when_client_silent(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-C", "close-timeout=1", *tcp_peer_args(peer))
+    c = srv.ws()
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+    f = c.read_close(timeout=5)
+    assert f.close_code == 1001
+    # never answer the close: the server still exits 0 after close-timeout
+    rc = srv.wait_exit(5)
+    assert rc == 0, rc
+    assert time.monotonic() - t0 <= 3.5
+
+
+def test_peer_eof_flushes_incomplete_utf8_tail(websocksy, peers):
+    peer = peers.tcp_sender(b"ab\xe2")
+    srv = websocksy(*tcp_peer_args(peer))          # auto framing holds the tail
+    c = srv.ws()
+    msgs = []
+    f = c.read_close(data=msgs)
+    assert b"".join(p for _, p in msgs) == b"ab\xe2"
+    for op, p in msgs:
+        if op == OP_TEXT:
+            p.decode("utf-8")
+    assert f.close_code == 1000
+
+
+def test_peer_eof_flushes_unterminated_separator_tail(websocksy, peers):
+    peer = peers.tcp_sender(b"one\ntwo")
+    srv = websocksy(*tcp_peer_args(peer, "-c", "framing=separator", "-c", "framing-config=\\n"))
+    c = srv.ws()
+    msgs = []
+    f = c.read_close(data=msgs)
+    assert [p for _, p in msgs] == [b"one\n", b"two"], msgs
+    assert f.close_code == 1000
+
+
+def test_client_close_with_slow_peer_loses_nothing(websocksy, peers):
+    """5 MB then a close while the peer reads slowly: the close waits for the
+    data; the peer gets every byte, then EOF."""
+    def slow_sink(rec, srv):
+        rec.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        while not srv.stopping.is_set():
+            try:
+                d = rec.sock.recv(16384)
+            except socket.timeout:
+                continue
+            if not d:
+                rec.eof.set()
+                return
+            rec.add(d)
+            time.sleep(0.001)
+
+    peer = peers.tcp(slow_sink)
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    data = os.urandom(5 * 1024 * 1024)
+    c.sock.settimeout(20)
+    c.send(b"".join(build_frame(OP_BIN, data[i:i + 100000])
+                    for i in range(0, len(data), 100000))
+           + build_frame(OP_CLOSE, close_payload(1000)))
+    rec = peer.wait_conn()
+    assert rec.eof.wait(20), "peer got no EOF (%d bytes so far)" % rec.nbytes
+    assert rec.nbytes == len(data)
+    assert bytes(rec.data) == data
+    f = c.read_close(timeout=10)
+    assert f.close_code == 1000
+
+
+def test_peer_eof_with_slow_client_loses_nothing(websocksy, peers):
+    data = os.urandom(5 * 1024 * 1024)
+    peer = peers.tcp_sender(data)
+    srv = websocksy(*tcp_peer_args(peer, "-c", "framing=binary"))
+    c = srv.raw(rcvbuf=32768)
+    c.handshake()
+    got = bytearray()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            op, p = c.read_message(timeout=10)
+        except ConnectionClosed as e:
+            assert e.frame.close_code == 1000, e.frame
+            break
+        got += p
+        time.sleep(0.001)
+    assert len(got) == len(data)
+    assert bytes(got) == data

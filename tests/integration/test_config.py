@@ -1,12 +1,10 @@
 """Command line and INI configuration, config errors, listening addresses."""
-import os
 import re
 import socket
-import subprocess
 
 import pytest
 
-from conftest import BIN, free_port, run_async, run_binary, tcp_peer_args
+from conftest import free_port, run_binary, tcp_peer_args
 from rawws import OP_TEXT, RawWS
 
 
@@ -255,3 +253,13 @@ def test_two_positional_arguments(tmp_path):
 def test_unknown_option(tmp_path):
     rc, out, err = run_binary(["--no-such-option"], cwd=str(tmp_path))
     assert rc != 0
+
+
+def test_log_line_format(websocksy, peers):
+    """'websocksy[PID]: info: [c12] message' for connection messages."""
+    peer = peers.tcp_echo()
+    srv = websocksy("-v", *tcp_peer_args(peer))
+    assert echo_ok("127.0.0.1", srv.port)
+    err = srv.stderr()
+    assert re.search(r"^websocksy\[%d\]: info: listening on " % srv.pid, err, re.M), err
+    assert re.search(r"^websocksy\[%d\]: (info|debug): \[c\d+\] " % srv.pid, err, re.M), err

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from conftest import closed_port, tcp_peer_args
-from rawws import OP_TEXT, RawWS, accept_key, build_frame
+from rawws import OP_TEXT, accept_key, build_frame
 
 
 def check_error_response(r, c, status):
@@ -283,3 +283,43 @@ def test_request_with_pipelined_frames_and_close(websocksy, peers):
     rec = peer.wait_conn()
     assert rec.eof.wait(5)
     assert bytes(rec.data) == b"all at once"
+
+
+def test_handshake_timeout_decimal(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy("-C", "handshake-timeout=0.5", *tcp_peer_args(peer))
+    c = srv.raw()
+    t0 = time.monotonic()
+    c.send(b"GET / HTTP/1.1\r\n")
+    got = c.read_all_until_eof(timeout=3.0)
+    dt = time.monotonic() - t0
+    assert 0.2 <= dt <= 2.0, "closed after %.2fs with handshake-timeout=0.5" % dt
+    if got:
+        assert got.startswith(b"HTTP/1.1 408"), got
+
+
+def test_unresolvable_peer_host(websocksy):
+    srv = websocksy("-C", "handshake-timeout=3", "-c", "host=no-such-host.invalid",
+                    "-c", "port=80")
+    c = srv.raw()
+    c.send(c.request_bytes())
+    r = c.read_response(timeout=6)
+    assert r.status in (502, 408), r
+    check_error_response(r, c, r.status)
+
+
+def test_origin_not_checked_without_allow_list(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.raw()
+    c.handshake(headers=[("Origin", "http://anything.example")])
+
+
+def test_header_line_without_colon_400(websocksy, peers):
+    peer = peers.tcp_echo()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.raw()
+    raw = c.request_bytes(headers=[("X-Bad", "1")])
+    c.send(raw.replace(b"X-Bad: 1", b"this line has no colon"))
+    r = c.read_response()
+    check_error_response(r, c, 400)

@@ -9,7 +9,7 @@ import time
 import websockets
 
 from conftest import run_async, tcp_peer_args, vmrss_kb, wait_for
-from rawws import OP_BIN, OP_TEXT, ConnectionClosed, build_frame
+from rawws import OP_BIN, OP_TEXT, build_frame
 from test_handshake import check_error_response
 
 
@@ -128,7 +128,7 @@ def test_client_not_reading_does_not_grow_server(websocksy, peers):
     srv = websocksy(*tcp_peer_args(peer, "-c", "framing=binary"))
     c = srv.raw(rcvbuf=16384)
     c.handshake()
-    rec = peer.wait_conn()
+    peer.wait_conn()
     time.sleep(0.2)
     base = vmrss_kb(srv.pid)
     go.set()
@@ -193,8 +193,43 @@ def test_peer_not_reading_does_not_grow_server(websocksy, peers):
     print("peer-not-reading: client sent %.1f MB, server RSS %d -> %d kB"
           % (sent / 1048576.0, base, peak))
     c.sock.settimeout(5)
+    # end it from the peer side (the vanished-client case has its own test)
+    rec.release.set()
     assert sent < 50 * 1024 * 1024, "client could push 50 MB to a peer that does not read"
     assert growth_mb < 40, "server RSS grew by %.1f MB" % growth_mb
+
+
+def flood_client_to_stalled_peer(srv, peer, seconds=10):
+    """Client floods a peer that never reads until the server stops reading."""
+    c = srv.ws()
+    rec = peer.wait_conn()
+    frame = build_frame(OP_BIN, os.urandom(65536), mask_key=b"\0\0\0\0")
+    c.sock.settimeout(0.5)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            c.sock.sendall(frame)
+    except socket.timeout:
+        pass
+    return c, rec
+
+
+def test_client_reset_while_backpressured_is_reaped(websocksy, peers):
+    """A client that vanishes while the server has stopped reading it (its
+    peer never reads) must still be released: its FIN is stuck behind our
+    zero window, so nothing arrives; send-timeout bounds the stall (nginx's
+    send_timeout): with send-timeout=2 the descriptors go within seconds."""
+    peer = peers.tcp_manual()
+    srv = websocksy("-C", "close-timeout=2", "-C", "send-timeout=2",
+                    *tcp_peer_args(peer, "-c", "framing=binary"))
+    time.sleep(0.2)
+    base = len(os.listdir("/proc/%d/fd" % srv.pid))
+    c, rec = flood_client_to_stalled_peer(srv, peer)
+    assert len(os.listdir("/proc/%d/fd" % srv.pid)) >= base + 2
+    c.close()                       # unread data in its buffer: RST
+    ok = wait_for(lambda: len(os.listdir("/proc/%d/fd" % srv.pid)) <= base, 6, 0.1)
+    rec.release.set()
+    assert ok, "connection of a vanished client still held 6 s later (send-timeout=2)"
 
 
 # ---------------------------------------------------------------- concurrency

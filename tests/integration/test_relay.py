@@ -467,3 +467,33 @@ def test_many_small_continuation_frames(websocksy, peers):
     c.send(b"".join(frames))
     data, _ = c.read_bytes(len(payload), timeout=10)
     assert data == payload
+
+
+def test_text_frame_split_across_tcp_segments(websocksy, peers):
+    """UTF-8 validation of one frame that arrives a byte at a time."""
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    text = "ä€\U0001F600z".encode()
+    frame = build_frame(OP_TEXT, text)
+    for i in range(len(frame)):
+        c.send(frame[i:i + 1])
+        time.sleep(0.003)
+    rec = peer.wait_conn()
+    assert wait_for(lambda: bytes(rec.data) == text, 5), rec.data
+    c.ping(b"ok?")
+    f = c.read_frame()
+    assert (f.opcode, f.payload) == (OP_PONG, b"ok?")
+
+
+def test_ping_between_halves_of_a_code_point(websocksy, peers):
+    peer = peers.tcp_sink()
+    srv = websocksy(*tcp_peer_args(peer))
+    c = srv.ws()
+    c.send(build_frame(OP_TEXT, b"x\xf0\x9f", fin=False) + build_frame(OP_PING, b"mid")
+           + build_frame(OP_CONT, b"\x98\x80y"))
+    f = c.read_frame()
+    assert (f.opcode, f.payload) == (OP_PONG, b"mid")
+    rec = peer.wait_conn()
+    assert wait_for(lambda: bytes(rec.data) == "x\U0001F600y".encode(), 5), rec.data
