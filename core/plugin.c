@@ -14,12 +14,30 @@
 
 static char plugdir[PATH_MAX] = WSY_PLUGINDIR;
 
+/*
+ * A plugin's tables are copied into zeroed tables of the core's size: a
+ * plugin built against an older header of the same API version (shorter
+ * tables: structs only grow at the end) works, with the newer members
+ * NULL.  min_* are the sizes of the first version of each table.
+ */
 struct loaded {
 	char name[64];
 	void *dl;
-	const wsy_framing_ops *ops;
+	wsy_framing_ops ops;
+	wsy_session_ops session;
 	struct loaded *next;
 };
+
+#define MIN_BACKEND_OPS sizeof(wsy_backend_ops)
+#define MIN_FRAMING_OPS sizeof(wsy_framing_ops)
+#define MIN_SESSION_OPS sizeof(wsy_session_ops)
+
+static void copy_table(void *dst, size_t dstsize, const void *src,
+    size_t srcsize)
+{
+	memset(dst, 0, dstsize);
+	memcpy(dst, src, srcsize < dstsize ? srcsize : dstsize);
+}
 
 static const char *const builtin_names[] = { "auto", "binary", "separator",
     "newline" };
@@ -73,7 +91,7 @@ static const wsy_plugin *load(const char *kind, const char *name,
 		    path, p->api_version, WEBSOCKSY_API_VERSION);
 	else if (p->kind != want)
 		snprintf(err, errlen, "%s: not a %s plugin", path, kind);
-	else if (p->ops == NULL || p->ops_size < ops_size)
+	else if (p->ops == NULL || p->ops_size < ops_size)  /* v1 minimum */
 		snprintf(err, errlen, "%s: ops table too small (%zu < %zu)",
 		    path, p->ops_size, ops_size);
 	else
@@ -94,10 +112,12 @@ int backend_open(backend *b, const char *name, const wsy_host *host,
 		b->ops = &backend_static_ops;
 	} else {
 		p = load("backend", name, WSY_KIND_BACKEND,
-		    sizeof(wsy_backend_ops), &b->dl, err, errlen);
+		    MIN_BACKEND_OPS, &b->dl, err, errlen);
 		if (p == NULL)
 			return -1;
-		b->ops = p->ops;
+		copy_table(&b->ops_copy, sizeof(b->ops_copy), p->ops,
+		    p->ops_size);
+		b->ops = &b->ops_copy;
 		if (!b->ops->init || !b->ops->query) {
 			snprintf(err, errlen, "backend %s: init and query "
 			    "are required", name);
@@ -129,7 +149,7 @@ void backend_close(backend *b)
 int framing_resolve(const char *name, const char *config,
     const wsy_framing_ops **ops, int *trusted, char *err, size_t errlen)
 {
-	const wsy_framing_ops *o;
+	wsy_framing_ops *o;
 	const wsy_plugin *p;
 	struct loaded *l;
 	void *dl;
@@ -147,41 +167,52 @@ int framing_resolve(const char *name, const char *config,
 	*trusted = 0;
 	for (l = framings; l; l = l->next) {
 		if (strcmp(l->name, name) == 0) {
-			*ops = l->ops;
+			*ops = &l->ops;
 			return 0;
 		}
 	}
-	p = load("framing", name, WSY_KIND_FRAMING, sizeof(wsy_framing_ops),
-	    &dl, err, errlen);
+	p = load("framing", name, WSY_KIND_FRAMING, MIN_FRAMING_OPS, &dl, err,
+	    errlen);
 	if (p == NULL)
 		return -1;
-	o = p->ops;
-	if (o->frame == NULL && o->frame_skip == NULL && o->session == NULL) {
-		snprintf(err, errlen, "framing %s: no frame function", name);
-		dlclose(dl);
-		return -1;
-	}
-	if (o->session && (o->session->struct_size <
-	    sizeof(wsy_session_ops) || !o->session->open ||
-	    !o->session->on_message || !o->session->on_peer_open ||
-	    !o->session->on_peer_data || !o->session->on_peer_error ||
-	    !o->session->on_close)) {
-		snprintf(err, errlen, "framing %s: incomplete session ops",
-		    name);
-		dlclose(dl);
-		return -1;
-	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		dlclose(dl);
 		return -1;
 	}
+	copy_table(&l->ops, sizeof(l->ops), p->ops, p->ops_size);
+	o = &l->ops;
+	if (o->session) {
+		if (o->session->struct_size < MIN_SESSION_OPS) {
+			snprintf(err, errlen, "framing %s: session ops too "
+			    "small (%zu < %zu)", name, o->session->struct_size,
+			    MIN_SESSION_OPS);
+			goto bad;
+		}
+		copy_table(&l->session, sizeof(l->session), o->session,
+		    o->session->struct_size);
+		o->session = &l->session;
+		if (!l->session.open || !l->session.on_message ||
+		    !l->session.on_peer_open || !l->session.on_peer_data ||
+		    !l->session.on_peer_error || !l->session.on_close) {
+			snprintf(err, errlen, "framing %s: incomplete session "
+			    "ops", name);
+			goto bad;
+		}
+	} else if (o->frame == NULL && o->frame_skip == NULL) {
+		snprintf(err, errlen, "framing %s: no frame function", name);
+		goto bad;
+	}
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->dl = dl;
-	l->ops = *ops = o;
+	*ops = o;
 	l->next = framings;
 	framings = l;
 	return 0;
+bad:
+	free(l);
+	dlclose(dl);
+	return -1;
 }
 
 void plugin_cleanup(void)

@@ -14,6 +14,7 @@
 typedef struct backend {
 	char name[64];
 	const wsy_backend_ops *ops;
+	wsy_backend_ops ops_copy;   /* a loaded plugin's table, core-sized */
 	void *st;
 	void *dl;        /* dlopen handle, NULL when built in */
 } backend;

@@ -30,6 +30,7 @@ enum wsy_log_level { WSY_LOG_ERROR = 0, WSY_LOG_WARN, WSY_LOG_INFO, WSY_LOG_DEBU
 /* Poll events for watch_fd. */
 #define WSY_EV_READ  1
 #define WSY_EV_WRITE 2
+#define WSY_EV_ERROR 4   /* delivered only: error or hang-up on the fd */
 
 typedef void (*wsy_fd_cb)(int fd, int events, void *arg);
 typedef void (*wsy_timer_cb)(void *arg);
