@@ -69,6 +69,18 @@ static const struct key keys[] = {
 	{ "tls-client-verify", T_VERIFY, offsetof(wsy_config,
 	    tls_client_verify), 0, 0, 0 },
 	SECS("tls-handshake-timeout", tls_handshake_timeout_ms, 100, 3600000),
+	STR("kcp-listen", kcp_listen),
+	STR("kcp-psk", kcp_psk),
+	STR("kcp-peer", kcp_peer),
+	STR("kcp-mux-config", kcp_mux_config),
+	UINT("kcp-mtu", kcp_mtu, 256, 1500),
+	UINT("kcp-window", kcp_window, 16, 65535),
+	UINT("kcp-sessions", kcp_sessions, 1, 1000000),
+	SECS("kcp-session-timeout", kcp_session_timeout_ms, 1000, 86400000),
+	SECS("kcp-keepalive", kcp_keepalive_ms, 100, 3600000),
+	UINT("kcp-replay-cache", kcp_replay_cache, 1024, 1u << 24),
+	{ "kcp-allow-move", T_BOOL, offsetof(wsy_config, kcp_allow_move), 0, 0,
+	    0 },
 };
 
 void cfg_defaults(wsy_config *c)
@@ -94,6 +106,12 @@ void cfg_defaults(wsy_config *c)
 	c->buffer_pool = 16u << 20;
 	c->log_level = LOGL_INFO;
 	c->tls_only = 1;
+	c->kcp_mtu = 1400;
+	c->kcp_window = 1024;
+	c->kcp_sessions = 1024;
+	c->kcp_session_timeout_ms = 60000;
+	c->kcp_keepalive_ms = 10000;
+	c->kcp_replay_cache = 65536;
 	c->tls_handshake_timeout_ms = 10000;
 }
 
@@ -416,6 +434,15 @@ static int on_ini(void *user, const char *section, const char *name,
 			    err);
 			x->errors++;
 		}
+	} else if (strcmp(section, "kcp") == 0) {
+		char k[64];
+		snprintf(k, sizeof(k), "%s%s", strncmp(name, "kcp-", 4) ?
+		    "kcp-" : "", name);
+		if (cfg_set(x->c, k, value, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
+			    err);
+			x->errors++;
+		}
 	} else if (strcmp(section, "backend") == 0) {
 		if (cfg_add_backend_opt(x->c, name, value, x->path, line) < 0) {
 			fprintf(stderr, "%s:%d: %s: out of memory\n", x->path,
@@ -424,7 +451,7 @@ static int on_ini(void *user, const char *section, const char *name,
 		}
 	} else {
 		fprintf(stderr, "%s:%d: %s: unknown section [%s] (core, "
-		    "tls, backend)\n", x->path, line, name, section);
+		    "tls, kcp, backend)\n", x->path, line, name, section);
 		x->errors++;
 	}
 	return 1;   /* keep going: report every error at once */

@@ -44,6 +44,18 @@ typedef struct wsy_config {
 	uint64_t peer_close_linger_ms; /* after peer EOF, wait for the
 	                              * client's close this long */
 	int tunnel;                  /* configured by a tunnel option string */
+	/* KCP-mux over UDP (the [kcp] section, or kcp-* keys) */
+	char kcp_listen[300];        /* "host:port" / "[v6]:port", "" = off */
+	char kcp_psk[128];           /* base64 32-byte key, "" = no crypto */
+	char kcp_peer[300];          /* peer URI for streams with an empty SYN */
+	char kcp_mux_config[512];    /* kcp-mux framing-config (targets=...) */
+	uint64_t kcp_mtu;
+	uint64_t kcp_window;         /* send and receive window, segments */
+	uint64_t kcp_sessions;       /* at most this many sessions */
+	uint64_t kcp_session_timeout_ms;
+	uint64_t kcp_keepalive_ms;
+	uint64_t kcp_replay_cache;   /* nonces remembered (PSK) */
+	int kcp_allow_move;          /* without a PSK, follow address moves */
 	int log_level;
 	/* TLS ([core] tls-* keys, or the [tls] section without "tls-") */
 	char tls_port[8];            /* "" = no TLS listener */

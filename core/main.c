@@ -23,6 +23,7 @@
 #include "tls.h"
 #include "sip003.h"
 #include "tunnel.h"
+#include "kcpserve.h"
 
 static void usage(FILE *f)
 {
@@ -195,6 +196,7 @@ static int has_backend_opt(const wsy_config *c, const char *key)
 static void on_stop(void *arg)
 {
 	(void)arg;
+	kcpserve_shutdown();
 	bridge_shutdown();
 }
 
@@ -297,7 +299,7 @@ static int listen_all(const wsy_config *c)
 		    strchr(c->listen, ':') ? "]" : "", c->tls_port,
 		    c->tls_only ? "" : " and ws", c->backend);
 	}
-	if (total == 0) {
+	if (total == 0 && c->kcp_listen[0] == '\0') {
 		fprintf(stderr, "websocksy: nothing to listen on (port 0 and "
 		    "no tls-port)\n");
 		return -1;
@@ -341,7 +343,7 @@ int main(int argc, char **argv)
 	if (start_backend(&cfg, &be) > 0)
 		goto out;
 	if (bridge_init(&cfg, &be) < 0 || tls_start(&cfg) < 0 ||
-	    listen_all(&cfg) < 0)
+	    listen_all(&cfg) < 0 || kcpserve_start(&cfg) < 0)
 		goto out;
 	loop_signal(SIGTERM, on_stop, NULL);
 	loop_signal(SIGINT, on_stop, NULL);
@@ -352,6 +354,7 @@ int main(int argc, char **argv)
 	rc = loop_run() < 0 ? 1 : 0;
 	log_info(0, "stopped");
 out:
+	kcpserve_cleanup();
 	bridge_cleanup();
 	if (tls_srv)
 		tls_server_free(tls_srv);
