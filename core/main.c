@@ -24,6 +24,7 @@
 #include "sip003.h"
 #include "tunnel.h"
 #include "kcpserve.h"
+#include "psk.h"
 
 static void usage(FILE *f)
 {
@@ -46,12 +47,27 @@ static void usage(FILE *f)
 "  -v, -q         more / less logging (repeatable)\n"
 "  -h, --help     this text\n"
 "  -V, --version  print the version\n"
+"  --genpsk       print a fresh 32-byte KCP pre-shared key (base64)\n"
 "\n"
 "tls keys (-C or [tls]): tls-cert, tls-key, tls-servername, tls-ocsp,\n"
 "  tls-priority, tls-only, tls-client-ca, tls-client-verify,\n"
 "  tls-handshake-timeout; SIGHUP reloads certificates\n"
 "static backend options: host, port, framing, framing-config, protocol\n"
 "see websocksy(8) for every key.\n");
+}
+
+static int genpsk(void)
+{
+	uint8_t key[PSK_KEY_LEN];
+	char b64[64];
+
+	if (psk_genkey(key) < 0 || psk_key_to_base64(key, b64,
+	    sizeof(b64)) < 0) {
+		fprintf(stderr, "websocksy: cannot generate a key\n");
+		return 1;
+	}
+	printf("%s\n", b64);
+	return 0;
 }
 
 /* Split "key=value" in place; returns the value or NULL. */
@@ -83,6 +99,7 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "genpsk", no_argument, NULL, 'G' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, errors = 0;
@@ -122,6 +139,7 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
 		case 'q': (*verbosity)--; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("websocksy %s\n", WSY_VERSION); exit(0);
+		case 'G': exit(genpsk());
 		default: usage(stderr); exit(2);
 		}
 	}
