@@ -7,6 +7,8 @@
 #   make SAN=1      build everything with ASan+UBSan
 
 CC      ?= cc
+# Parallel builds by default (the test binaries still run one by one).
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 LIBDIR  ?= $(PREFIX)/lib

@@ -57,6 +57,7 @@ enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
 #define F_DEADLINE    0x1000  /* the close deadline is running */
 #define F_PEER_LINGER 0x2000  /* peer EOF: waiting for the client's close */
 #define F_RDHUP       0x4000  /* client FIN seen while we could not read */
+#define F_CLOSING_LATER 0x8000 /* client write failed: closes after the pass */
 
 #define CTL_RESERVE 256       /* out room kept for control frames */
 
@@ -277,6 +278,33 @@ static int flush_out(conn *c)
 }
 
 /*
+ * The client cannot be written to.  Closing here could run a session
+ * plugin's on_close inside its own ws_send, so: stop all I/O with the
+ * client now, drop its output, and close after this loop pass.
+ */
+static void close_later_cb(void *arg)
+{
+	conn *c = conn_find((uint64_t)(uintptr_t)arg);
+
+	if (c)
+		conn_close(c);
+}
+
+static void client_write_failed(conn *c)
+{
+	if (c->flags & F_CLOSING_LATER)
+		return;
+	log_info(c->id, "client write: %s", c->tls ? "TLS error" :
+	    strerror(errno));
+	c->flags |= F_CLOSING_LATER | F_CEOF | F_CRD_DONE | F_CLOSE_SENT |
+	    F_FAIL;
+	c->out.len = c->out.off = 0;
+	loop_unwatch(c->cfd);
+	if (loop_defer(close_later_cb, (void *)(uintptr_t)c->id) < 0)
+		conn_close(c);   /* cannot defer: better now than never */
+}
+
+/*
  * Send a header and a payload to the client: straight to the socket when
  * nothing is queued, the rest copied into out.  The caller checked that out
  * has room for all of it.  Returns 0 or -1 (closed).
@@ -291,20 +319,19 @@ static int send_client(conn *c, const uint8_t *hdr, size_t hlen,
 			{ (void *)hdr, hlen }, { (void *)data, len } };
 		ssize_t n = writev(c->cfd, iov, 2);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			log_info(c->id, "client write: %s", strerror(errno));
-			conn_close(c);
+			client_write_failed(c);
 			return -1;
 		}
 		done = n > 0 ? (size_t)n : 0;
 		if (done == total)
 			return 0;
 	}
-	if (buf_alloc(&c->out) < 0) {
-		log_error(c->id, "out of memory");
-		conn_close(c);
+	if (buf_alloc(&c->out) < 0 || buf_reserve(&c->out, total - done) < 0) {
+		/* Callers check the room first; this is out of memory. */
+		log_error(c->id, "out of memory or output overflow");
+		client_write_failed(c);
 		return -1;
 	}
-	buf_room(&c->out);
 	if (done < hlen) {
 		buf_put(&c->out, hdr + done, hlen - done);
 		buf_put(&c->out, data, len);

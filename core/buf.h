@@ -64,6 +64,19 @@ static inline size_t buf_room(buf *b)
 	return b->size - b->off - b->len;
 }
 
+/* Make n bytes of room at the tail if the buffer has them anywhere
+ * (moves the data to the front).  Returns 0, or -1 if it cannot. */
+static inline int buf_reserve(buf *b, size_t n)
+{
+	if (b->size - b->off - b->len >= n)
+		return 0;
+	if (b->size - b->len < n)
+		return -1;
+	memmove(b->area, b->area + b->off, b->len);
+	b->off = 0;
+	return 0;
+}
+
 static inline uint8_t *buf_tail(const buf *b)
 {
 	return b->area + b->off + b->len;
@@ -88,6 +101,8 @@ static inline void buf_consume(buf *b, size_t n)
 /* Append n bytes; the caller checked buf_room() >= n. */
 static inline void buf_put(buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;   /* p may be NULL: memcpy(d, NULL, 0) is undefined */
 	memcpy(buf_tail(b), p, n);
 	b->len += n;
 }

@@ -32,6 +32,7 @@ typedef struct stream {
 	char *bound_path;
 	buf out;
 	int paused, want_shut, shut, eof, blocked, closed;
+	int detached;     /* closed by the plugin, still flushing to the peer */
 } stream;
 
 typedef struct stimer {
@@ -65,7 +66,7 @@ static stream *find(session *s, uint64_t id)
 	stream *t;
 
 	for (t = s->streams; t; t = t->next)
-		if (t->id == id && !t->closed)
+		if (t->id == id && !t->closed && !t->detached)
 			return t;
 	return NULL;
 }
@@ -110,7 +111,7 @@ static void update(stream *t)
 
 	if (t->closed || t->fd < 0)
 		return;
-	if (!t->paused && !t->eof)
+	if (!t->paused && !t->eof && !t->detached)
 		ev |= LOOP_READ;
 	if (t->out.len)
 		ev |= LOOP_WRITE;
@@ -124,8 +125,9 @@ static void flush(stream *t)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return;
-			t->s->ops->on_peer_error(t->s->st, t->id,
-			    strerror(errno));
+			if (!t->detached)
+				t->s->ops->on_peer_error(t->s->st, t->id,
+				    strerror(errno));
 			stream_close(t);
 			return;
 		}
@@ -135,6 +137,10 @@ static void flush(stream *t)
 		t->shut = 1;
 		if (!peer_is_dgram(t->kind))
 			shutdown(t->fd, SHUT_WR);
+	}
+	if (t->detached) {
+		stream_close(t);
+		return;
 	}
 	if (t->blocked) {
 		t->blocked = 0;
@@ -154,7 +160,8 @@ static void stream_io(int fd, int ev, void *arg)
 		if (t->closed)
 			return;
 	}
-	if ((ev & (LOOP_READ | LOOP_ERROR)) && !t->paused && !t->eof) {
+	if ((ev & (LOOP_READ | LOOP_ERROR)) && !t->paused && !t->eof &&
+	    !t->detached) {
 		n = read(fd, b, sizeof(b));
 		if (n > 0) {
 			t->s->ops->on_peer_data(t->s->st, t->id, b, (size_t)n);
@@ -248,7 +255,7 @@ static int64_t h_peer_write(void *conn, uint64_t id, const uint8_t *d,
 	}
 	if (taken < n) {
 		if (buf_alloc(&t->out) < 0)
-			return (int64_t)taken;
+			return taken ? (int64_t)taken : -1;
 		room = buf_room(&t->out);
 		if (room > n - taken)
 			room = n - taken;
@@ -272,12 +279,21 @@ static void h_peer_shutdown(void *conn, uint64_t id)
 		flush(t);
 }
 
+/* After peer_shutdown, bytes still queued for the peer are delivered
+ * (the stream is detached: no more callbacks), then it closes; the
+ * session's end closes it in any case. */
 static void h_peer_close(void *conn, uint64_t id)
 {
 	stream *t = find(conn, id);
 
-	if (t)
-		stream_close(t);
+	if (t == NULL)
+		return;
+	if (t->want_shut && t->out.len > 0 && t->fd >= 0) {
+		t->detached = 1;
+		update(t);
+		return;
+	}
+	stream_close(t);
 }
 
 static void h_peer_pause(void *conn, uint64_t id, int paused)
