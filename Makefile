@@ -139,8 +139,9 @@ unit: $(UNIT_BIN) $(PLUGINS) $(TESTPLUGINS)
 deps:
 	@sh tests/deps.sh
 
-# gcc build + unit tests, the same under ASan+UBSan, a warning-free clang
-# build, then the integration suite against the plain and the ASan binary.
+# gcc build + unit tests, the same under ASan+UBSan (and the fuzz corpora),
+# a warning-free clang build, the fragments' checks (mk/*.mk test-extra),
+# then the integration suite against the plain and the ASan binaries.
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
@@ -150,7 +151,12 @@ test: deps
 	if command -v clang >/dev/null; then \
 		$(MAKE) CC=clang BUILD=build/clang build-all; fi
 	$(MAKE) test-extra
-	$(PYTHON) -m pytest -q tests/integration
+	@echo "== integration suite, plain build =="
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@echo "== integration suite, ASan+UBSan build =="
+	WEBSOCKSY_BIN=$(CURDIR)/build/san/websocksy \
+	WEBSOCKSY_CLIENT_BIN=$(CURDIR)/build/san/websocksy-client \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # Benchmarks: not part of make test; bounded, stops by itself.
 bench: deps
