@@ -65,6 +65,7 @@ FUZZ_SECONDS ?= 60
 # Benchmark tools: tests/bench/NAME.c -> $(B)/bench/NAME (see make bench).
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+BENCH_LIBS = $(PKG_LIBS)
 
 # websocksy-client: a thin main over core/ (client/*.c + libwsy.a).
 CLIENT_SRC := $(wildcard client/*.c)
