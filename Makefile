@@ -107,7 +107,7 @@ fuzz: deps
 		EXTRA_CFLAGS=-fsanitize=fuzzer-no-link build/fuzz/san/libwsy.a
 	@mkdir -p build/fuzz/bin
 	@for n in $(FUZZ_NAMES); do \
-		clang $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer,address,undefined \
+		clang $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 			-o build/fuzz/bin/fuzz_$$n tests/fuzz/fuzz_$$n.c \
 			build/fuzz/san/libwsy.a $(LDLIBS) || exit 1; \
 		mkdir -p build/fuzz/corpus/$$n; \

@@ -28,6 +28,7 @@
 #include "bridge.h"
 #include "buf.h"
 #include "http.h"
+#include "kcpserve.h"
 #include "log.h"
 #include "loop.h"
 #include "peer.h"
@@ -160,8 +161,18 @@ static void conn_release(void *arg)
 
 static void maybe_stopped(void)
 {
-	if (B.stopping && B.nconns == 0)
+	if (B.stopping && B.nconns == 0 && kcpserve_sessions() == 0)
 		loop_stop();
+}
+
+void bridge_maybe_stopped(void)
+{
+	maybe_stopped();
+}
+
+uint64_t bridge_new_id(void)
+{
+	return ++B.next_id;
 }
 
 /* Close everything now.  The struct is freed after the current pass, so
@@ -1650,7 +1661,7 @@ static void conn_new(int fd, const struct sockaddr *sa, int tls)
 		log_error(0, "out of memory: connection refused");
 		return;
 	}
-	c->id = ++B.next_id;
+	c->id = bridge_new_id();
 	c->state = ST_HANDSHAKE;
 	c->cfd = fd;
 	c->pfd = -1;

@@ -23,5 +23,10 @@ int bridge_listen(int fd, int tls);
  * stop the loop when all are gone or after close-timeout. */
 void bridge_shutdown(void);
 void bridge_cleanup(void);
+/* A connection id for logs, unique across the bridge and KCP sessions. */
+uint64_t bridge_new_id(void);
+/* While stopping: stop the loop once nothing is left (KCP sessions
+ * included); kcpserve calls it when its last session ends. */
+void bridge_maybe_stopped(void);
 
 #endif

@@ -73,6 +73,7 @@ static const struct key keys[] = {
 	STR("kcp-psk", kcp_psk),
 	STR("kcp-peer", kcp_peer),
 	STR("kcp-mux-config", kcp_mux_config),
+	STR("kcp-framing", kcp_framing),
 	UINT("kcp-mtu", kcp_mtu, 256, 1500),
 	UINT("kcp-window", kcp_window, 16, 65535),
 	UINT("kcp-sessions", kcp_sessions, 1, 1000000),
@@ -107,6 +108,7 @@ void cfg_defaults(wsy_config *c)
 	c->log_level = LOGL_INFO;
 	c->tls_only = 1;
 	c->kcp_mtu = 1400;
+	strcpy(c->kcp_framing, "kcp-mux");
 	c->kcp_window = 1024;
 	c->kcp_sessions = 1024;
 	c->kcp_session_timeout_ms = 60000;

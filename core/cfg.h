@@ -49,6 +49,7 @@ typedef struct wsy_config {
 	char kcp_psk[128];           /* base64 32-byte key, "" = no crypto */
 	char kcp_peer[300];          /* peer URI for streams with an empty SYN */
 	char kcp_mux_config[512];    /* kcp-mux framing-config (targets=...) */
+	char kcp_framing[64];        /* session framing, default kcp-mux */
 	uint64_t kcp_mtu;
 	uint64_t kcp_window;         /* send and receive window, segments */
 	uint64_t kcp_sessions;       /* at most this many sessions */
