@@ -98,6 +98,7 @@ typedef struct conn {
 	session *sess;                /* framing session, if any */
 	int ws_paused;                /* the session paused client reads */
 	int ws_blocked;               /* the session waits for out room */
+	int peer_parked;              /* pfd unwatched: hung up, pin full */
 	int close_code;               /* the code our close frame carries */
 	int rcvd_code;
 	int webfd;
@@ -1381,7 +1382,14 @@ static void progress_open(conn *c)
 	if (!(cev & LOOP_READ) && !(c->flags & (F_CEOF | F_RDHUP)))
 		cev |= LOOP_RDHUP;
 	loop_events(c->cfd, cev | (c->out.len ? LOOP_WRITE : 0));
-	loop_events(c->pfd, pev);
+	if (c->peer_parked && (pev & (LOOP_READ | LOOP_WRITE))) {
+		c->peer_parked = 0;
+		if (loop_watch(c->pfd, pev, peer_io, c) < 0)
+			conn_close(c);
+		return;
+	}
+	if (!c->peer_parked)
+		loop_events(c->pfd, pev);
 	/* Empty buffers go back to the pool: an idle connection holds
 	 * none (the pool makes this cheap for busy ones). */
 	buf_shrink(&c->in);
@@ -1631,6 +1639,17 @@ static void peer_io(int fd, int ev, void *arg)
 		flush_pout(c);
 	if (ev & (LOOP_READ | LOOP_ERROR))
 		read_peer(c);
+	/*
+	 * POLLHUP/POLLERR are reported even when we do not ask to read: a
+	 * peer that closed (after our SHUT_WR) while pin is full would wake
+	 * us on every pass.  Park it (unwatch) until pin has room again.
+	 */
+	if ((ev & LOOP_ERROR) && c->state == ST_OPEN && !c->peer_parked &&
+	    !(c->flags & F_PEOF) && buf_tailroom(&c->pin) == 0 &&
+	    c->pin.area != NULL) {
+		loop_unwatch(c->pfd);
+		c->peer_parked = 1;
+	}
 	progress(c);
 }
 

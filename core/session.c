@@ -33,6 +33,7 @@ typedef struct stream {
 	buf out;
 	int paused, want_shut, shut, eof, blocked, closed;
 	int detached;     /* closed by the plugin, still flushing to the peer */
+	int parked;       /* unwatched: hung up while we do not read it */
 } stream;
 
 typedef struct stimer {
@@ -88,7 +89,8 @@ static void stream_close(stream *t)
 	if (t->pc)
 		peer_cancel(t->pc);
 	if (t->fd >= 0) {
-		loop_unwatch(t->fd);
+		if (!t->parked)
+			loop_unwatch(t->fd);
 		close(t->fd);
 	}
 	if (t->bound_path) {
@@ -115,6 +117,17 @@ static void update(stream *t)
 		ev |= LOOP_READ;
 	if (t->out.len)
 		ev |= LOOP_WRITE;
+	if (t->parked) {
+		if (ev == 0)
+			return;
+		t->parked = 0;
+		if (loop_watch(t->fd, ev, stream_io, t) < 0) {
+			t->s->ops->on_peer_error(t->s->st, t->id,
+			    "out of memory");
+			stream_close(t);
+		}
+		return;
+	}
 	loop_events(t->fd, ev);
 }
 
@@ -175,8 +188,17 @@ static void stream_io(int fd, int ev, void *arg)
 			return;
 		}
 	}
-	if (!t->closed)
-		update(t);
+	if (t->closed)
+		return;
+	/* POLLHUP/POLLERR come even unasked; while we neither read (paused,
+	 * EOF) nor write, park the stream instead of waking on every pass. */
+	if ((ev & LOOP_ERROR) && t->out.len == 0 && (t->paused || t->eof ||
+	    t->detached)) {
+		loop_unwatch(t->fd);
+		t->parked = 1;
+		return;
+	}
+	update(t);
 }
 
 /* ---- host functions (conn is the session) ---- */
