@@ -1641,12 +1641,13 @@ static void peer_io(int fd, int ev, void *arg)
 		read_peer(c);
 	/*
 	 * POLLHUP/POLLERR are reported even when we do not ask to read: a
-	 * peer that closed (after our SHUT_WR) while pin is full would wake
-	 * us on every pass.  Park it (unwatch) until pin has room again.
+	 * peer that closed (after our SHUT_WR) while pin is full, or after
+	 * its EOF, would wake us on every pass.  Park it (unwatch) until we
+	 * want to read or write it again.
 	 */
 	if ((ev & LOOP_ERROR) && c->state == ST_OPEN && !c->peer_parked &&
-	    !(c->flags & F_PEOF) && buf_tailroom(&c->pin) == 0 &&
-	    c->pin.area != NULL) {
+	    c->pout.len == 0 && ((c->flags & F_PEOF) ||
+	    (c->pin.area != NULL && buf_tailroom(&c->pin) == 0))) {
 		loop_unwatch(c->pfd);
 		c->peer_parked = 1;
 	}
