@@ -3,6 +3,11 @@
  *
  *   websocksy-client [-v|-q]... <local_addr> <remote_addr> '<options>'
  *   websocksy-client            no arguments + SS_* variables: SIP003
+ *   websocksy-client --genpsk   print a new KCP pre-shared key
+ *
+ * Two relays: one remote connection per local connection (tunnel.c), or
+ * with mux / kcp every local connection as a stream of one kcp-mux tunnel
+ * (muxclient.c over a WebSocket, kcpclient.c over KCP/UDP).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -15,8 +20,11 @@
 #include "../core/log.h"
 #include "../core/loop.h"
 #include "../core/opts.h"
+#include "../core/psk.h"
 #include "../core/sip003.h"
 #include "../core/sock.h"
+#include "kcpclient.h"
+#include "muxclient.h"
 #include "tunnel.h"
 
 #define PROG "websocksy-client"
@@ -31,6 +39,7 @@ typedef struct endpoints {
 	char rport[8];
 	const char *options;
 	int sip003;
+	int mux;		/* the kcp-mux relay (muxclient.c) */
 } endpoints;
 
 static void usage(FILE *f)
@@ -38,6 +47,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " [-v|-q] LOCAL_ADDR REMOTE_ADDR 'OPTIONS'\n"
 "       " PROG "                   SIP003 plugin mode (SS_* variables)\n"
+"       " PROG " --genpsk          print a new pre-shared key (base64)\n"
 "\n"
 "  LOCAL_ADDR, REMOTE_ADDR   host:port, or [v6]:port\n"
 "  OPTIONS   ';'-separated key or key=value; escape ; = \\ with \\\n"
@@ -54,14 +64,40 @@ static void usage(FILE *f)
 "    0rtt             TLS session resumption / 0-RTT\n"
 "    ping=SECS        WebSocket keepalive (default 30, 0 = off)\n"
 "    timeout=SECS     connect + handshake timeout (default 10)\n"
-"  neither ws nor tls: raw TCP\n"
+"    mux              with ws: every connection is a stream of one\n"
+"                     WebSocket (kcp-mux framing on the server)\n"
+"    kcp              every connection a stream of one KCP session over\n"
+"                     UDP (the server's kcp-listen)\n"
+"    psk=KEY          kcp: pre-shared key (base64, see --genpsk)\n"
+"    kcp-mtu=N        kcp: datagram size (default 1400)\n"
+"    kcp-window=N     kcp: window in segments (default 1024)\n"
+"    kcp-replay=N     kcp+psk: replay cache slots (default 1048576,\n"
+"                     24 bytes each; ~35k datagrams/s)\n"
+"    mux-window=N     stream window in bytes (default 262144)\n"
+"    mux-streams=N    concurrent streams (default 128)\n"
+"  neither ws nor tls nor kcp: raw TCP\n"
 "\n"
 "  -v, -q         more / less logging (repeatable)\n"
 "  -h, --help     this text\n"
+"  --genpsk       print a fresh 32-byte key in base64 and exit\n"
 "  -V, --version  print the version\n"
 "\n"
 "example: " PROG " 127.0.0.1:1080 example.com:443 \\\n"
 "             'ws;host=example.com;path=/ws;tls;sni=example.com'\n");
+}
+
+static void genpsk(void)
+{
+	uint8_t key[PSK_KEY_LEN];
+	char b64[PSK_KEY_B64_LEN + 1];
+
+	if (psk_genkey(key) < 0 || psk_key_to_base64(key, b64,
+	    sizeof(b64)) < 0) {
+		fprintf(stderr, PROG ": --genpsk: no randomness\n");
+		exit(1);
+	}
+	printf("%s\n", b64);
+	exit(fflush(stdout) == 0 ? 0 : 1);
 }
 
 static int parse_flags(int argc, char **argv)
@@ -69,6 +105,7 @@ static int parse_flags(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "genpsk", no_argument, NULL, 'G' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch, verbosity = 0;
@@ -79,6 +116,7 @@ static int parse_flags(int argc, char **argv)
 		case 'q': verbosity--; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf(PROG " %s\n", WSY_VERSION); exit(0);
+		case 'G': genpsk(); break;
 		default: usage(stderr); exit(2);
 		}
 	}
@@ -173,7 +211,8 @@ static int listen_all(const endpoints *e)
 			return -1;
 		}
 		for (j = 0; j < n; j++)
-			if (tunnel_listen(fds[j]) < 0) {
+			if ((e->mux ? muxc_listen(fds[j]) :
+			    tunnel_listen(fds[j])) < 0) {
 				fprintf(stderr, PROG ": too many listening "
 				    "sockets\n");
 				return -1;
@@ -191,6 +230,53 @@ static void on_stop(void *arg)
 	tunnel_shutdown();
 }
 
+static void on_stop_mux(void *arg)
+{
+	(void)arg;
+	muxc_shutdown();
+}
+
+/* SIGUSR1 in kcp mode: a new source port for the session (roaming aid,
+ * and the integration tests' way to move a client mid-transfer). */
+static void on_rebind(void *arg)
+{
+	(void)arg;
+	kcpc_rebind();
+}
+
+static const char *mode_name(const client_opts *o)
+{
+	if (o->kcp)
+		return o->has_psk ? "kcp-mux, psk" : "kcp-mux";
+	if (o->ws && o->mux)
+		return o->tls ? "wss, mux" : "ws, mux";
+	if (o->ws)
+		return o->tls ? "wss" : "ws";
+	return o->tls ? "tls" : "raw tcp";
+}
+
+static int start_relay(const endpoints *e, tunnel_cfg *tc)
+{
+	loop_cb stop = e->mux ? on_stop_mux : on_stop;
+
+	if (e->mux) {
+		if (muxc_init(tc, tc->opt->kcp ? &kcpc_chan :
+		    &muxc_ws_chan) < 0)
+			return -1;
+		if (tc->opt->kcp)
+			loop_signal(SIGUSR1, on_rebind, NULL);
+	} else {
+		tunnel_init(tc);
+	}
+	if (listen_all(e) < 0)
+		return -1;
+	loop_signal(SIGTERM, stop, NULL);
+	loop_signal(SIGINT, stop, NULL);
+	if (e->sip003)
+		sip003_watch_parent(1000, stop, NULL);
+	return 0;
+}
+
 static int run(const endpoints *e, tunnel_cfg *tc)
 {
 	char rname[300];
@@ -200,22 +286,20 @@ static int run(const endpoints *e, tunnel_cfg *tc)
 		fprintf(stderr, PROG ": cannot start the event loop\n");
 		goto out;
 	}
-	tunnel_init(tc);
-	if (listen_all(e) < 0)
+	if (start_relay(e, tc) < 0)
 		goto out;
-	loop_signal(SIGTERM, on_stop, NULL);
-	loop_signal(SIGINT, on_stop, NULL);
-	if (e->sip003)
-		sip003_watch_parent(1000, on_stop, NULL);
 	peer_uri_format(&tc->remote[0], rname, sizeof(rname));
-	log_info(0, "remote %s%s, %s%s%s", rname, e->nrhost > 1 ?
-	    " (and others)" : "", tc->opt->ws ? "ws" : "", tc->opt->ws &&
-	    tc->opt->tls ? "+" : "", tc->opt->tls ? "tls" : tc->opt->ws ? "" :
-	    "raw tcp");
+	log_info(0, "remote %s%s, %s", rname, e->nrhost > 1 ?
+	    " (and others)" : "", mode_name(tc->opt));
 	rc = loop_run() < 0 ? 1 : 0;
 	log_info(0, "stopped");
 out:
-	tunnel_cleanup();
+	if (e->mux) {
+		muxc_cleanup();
+		kcpc_cleanup();
+	} else {
+		tunnel_cleanup();
+	}
 	dns_cleanup();
 	loop_free();
 	return rc;
@@ -289,6 +373,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	tc.opt = &co;
+	e.mux = co.mux;
 	tc.bufsize = 128 * 1024;
 	tc.close_wait_ms = 10000;
 	set_remotes(&tc, &e);

@@ -113,7 +113,7 @@ void cfg_defaults(wsy_config *c)
 	c->kcp_sessions = 1024;
 	c->kcp_session_timeout_ms = 60000;
 	c->kcp_keepalive_ms = 10000;
-	c->kcp_replay_cache = 65536;
+	c->kcp_replay_cache = 1048576;   /* ~2000 datagrams/s per 65536 */
 	c->tls_handshake_timeout_ms = 10000;
 }
 

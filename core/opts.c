@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "opts.h"
+#include "psk.h"
 
 /* User text for an error message: printable ASCII as typed (backslashes
  * too, so an escape reads as the user wrote it), the rest as \xHH. */
@@ -216,6 +217,14 @@ const opt_spec client_opt_spec[] = {
 	{ "0rtt", OPT_FLAG },
 	{ "ping", OPT_VALUE },
 	{ "timeout", OPT_VALUE },
+	{ "mux", OPT_FLAG },
+	{ "kcp", OPT_FLAG },
+	{ "psk", OPT_VALUE },
+	{ "kcp-mtu", OPT_VALUE },
+	{ "kcp-window", OPT_VALUE },
+	{ "kcp-replay", OPT_VALUE },
+	{ "mux-window", OPT_VALUE },
+	{ "mux-streams", OPT_VALUE },
 	{ NULL, 0 }
 };
 
@@ -345,6 +354,71 @@ static int client_tls(const opts *o, client_opts *c, char *err,
 	return 0;
 }
 
+/* KCP over UDP: no TCP, so neither ws nor tls; the key is checked here so
+ * that a typo fails at start-up, not at the first datagram. */
+static int client_kcp(const opts *o, client_opts *c, char *err,
+    size_t errlen)
+{
+	static const char *const keys[] = { "psk", "kcp-mtu", "kcp-window",
+	    "kcp-replay", NULL };
+	const char *v;
+
+	if (needs(o, keys, c->kcp, "kcp", err, errlen) < 0)
+		return -1;
+	if (!c->kcp)
+		return 0;
+	if (c->ws || c->tls) {
+		snprintf(err, errlen, "option 'kcp' cannot be combined with "
+		    "'%s'", c->ws ? "ws" : "tls");
+		return -1;
+	}
+	if ((v = opts_get(o, "psk"))) {
+		if (psk_key_from_base64(v, c->psk) < 0) {
+			snprintf(err, errlen, "option 'psk': expected a "
+			    "32-byte key in base64 (see --genpsk)");
+			return -1;
+		}
+		c->has_psk = 1;
+	}
+	if ((v = opts_get(o, "kcp-mtu")) &&
+	    number("kcp-mtu", v, 256, 65507, &c->kcp_mtu, err, errlen) < 0)
+		return -1;
+	if ((v = opts_get(o, "kcp-window")) &&
+	    number("kcp-window", v, 16, 65535, &c->kcp_window, err,
+	    errlen) < 0)
+		return -1;
+	if ((v = opts_get(o, "kcp-replay")) &&
+	    number("kcp-replay", v, 1024, 16777216, &c->kcp_replay, err,
+	    errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int client_mux(const opts *o, client_opts *c, char *err,
+    size_t errlen)
+{
+	static const char *const keys[] = { "mux-window", "mux-streams",
+	    NULL };
+	const char *v;
+
+	if (c->mux && !c->ws) {
+		snprintf(err, errlen, "option 'mux' needs 'ws' (or use 'kcp')");
+		return -1;
+	}
+	c->mux |= c->kcp;
+	if (needs(o, keys, c->mux, "mux", err, errlen) < 0)
+		return -1;
+	if ((v = opts_get(o, "mux-window")) &&
+	    number("mux-window", v, 16384, 16777216, &c->mux_window, err,
+	    errlen) < 0)
+		return -1;
+	if ((v = opts_get(o, "mux-streams")) &&
+	    number("mux-streams", v, 1, 65536, &c->mux_streams, err,
+	    errlen) < 0)
+		return -1;
+	return 0;
+}
+
 int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 {
 	const char *v;
@@ -353,12 +427,21 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 	c->mask = MASK_STANDARD;
 	c->ping = 30;
 	c->timeout = 10;
+	c->kcp_mtu = 1400;
+	c->kcp_window = 1024;
+	c->kcp_replay = 1048576;
+	c->mux_window = 262144;
+	c->mux_streams = 128;
 	if (opts_check(o, client_opt_spec, err, errlen) < 0)
 		return -1;
 	c->ws = opts_has(o, "ws");
 	c->tls = opts_has(o, "tls");
+	c->mux = opts_has(o, "mux");
+	c->kcp = opts_has(o, "kcp");
 	if (client_ws(o, c, err, errlen) < 0 ||
-	    client_tls(o, c, err, errlen) < 0)
+	    client_tls(o, c, err, errlen) < 0 ||
+	    client_kcp(o, c, err, errlen) < 0 ||
+	    client_mux(o, c, err, errlen) < 0)
 		return -1;
 	if ((v = opts_get(o, "ping")) &&
 	    number("ping", v, 0, 86400, &c->ping, err, errlen) < 0)

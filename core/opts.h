@@ -73,6 +73,17 @@ typedef struct client_opts {
 	int resume;		/* 0rtt: session resumption / early data */
 	unsigned ping;		/* keepalive seconds, 0 = off */
 	unsigned timeout;	/* connect + handshake seconds */
+	/* KCP-mux (docs/KCP-MUX.md): every local connection is a stream of
+	 * one tunnel, over one WebSocket (mux) or one KCP session (kcp) */
+	int mux;		/* ws + mux, or kcp (which implies it) */
+	int kcp;		/* KCP over UDP instead of TCP */
+	int has_psk;		/* kcp: psk= given */
+	uint8_t psk[32];	/* kcp: the pre-shared key */
+	unsigned kcp_mtu;	/* kcp: datagram size (1400) */
+	unsigned kcp_window;	/* kcp: send/receive window, segments (1024) */
+	unsigned kcp_replay;	/* kcp+psk: replay cache slots (1048576) */
+	unsigned mux_window;	/* per-stream window, bytes (262144) */
+	unsigned mux_streams;	/* concurrent streams (128) */
 } client_opts;
 
 extern const opt_spec client_opt_spec[];

@@ -128,7 +128,49 @@ static const struct bad_case bad_cases[] = {
 	{ "ping=-1", "'ping'" },
 	{ "timeout=0", "'timeout'" },
 	{ "ws=1;host=a;path=/", "'ws'" },
+	{ "mux", "'mux' needs 'ws'" },
+	{ "kcp;ws;host=a;path=/", "cannot be combined with 'ws'" },
+	{ "kcp;tls;sni=a", "cannot be combined with 'tls'" },
+	{ "kcp;psk=abc", "'psk'" },
+	{ "kcp;psk", "'psk' needs a value" },
+	{ "psk=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "needs 'kcp'" },
+	{ "kcp-mtu=1400", "'kcp-mtu' needs 'kcp'" },
+	{ "kcp;kcp-mtu=100", "'kcp-mtu'" },
+	{ "kcp;kcp-window=0", "'kcp-window'" },
+	{ "kcp;kcp-replay=10", "'kcp-replay'" },
+	{ "mux-window=65536", "'mux-window' needs 'mux'" },
+	{ "kcp;mux-window=100", "'mux-window'" },
+	{ "ws;host=a;path=/;mux;mux-streams=0", "'mux-streams'" },
+	{ "kcp=1", "'kcp'" },
 };
+
+/* The mux modes: kcp implies mux; the key is decoded; limits parse. */
+static void test_client_mux(void)
+{
+	static const char key[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+	char s[256], err[256];
+	client_opts c;
+	int i;
+
+	CHECK_EQ(client("ws;host=a;path=/", &c, err, sizeof(err)), 0);
+	CHECK(!c.mux && !c.kcp && !c.has_psk);
+	CHECK(c.mux_window == 262144 && c.mux_streams == 128);
+	CHECK_EQ(client("ws;host=a;path=/;mux;mux-window=65536;mux-streams=8",
+	    &c, err, sizeof(err)), 0);
+	CHECK(c.mux && c.ws && !c.kcp);
+	CHECK(c.mux_window == 65536 && c.mux_streams == 8);
+	CHECK_EQ(client("kcp", &c, err, sizeof(err)), 0);
+	CHECK(c.kcp && c.mux && !c.ws && !c.has_psk);
+	CHECK(c.kcp_mtu == 1400 && c.kcp_window == 1024);
+	CHECK(c.kcp_replay == 1048576);
+	snprintf(s, sizeof(s), "kcp;psk=%s;kcp-mtu=1200;kcp-window=256;"
+	    "kcp-replay=4096", key);
+	CHECK_EQ(client(s, &c, err, sizeof(err)), 0);
+	CHECK(c.has_psk && c.kcp_mtu == 1200 && c.kcp_window == 256);
+	CHECK(c.kcp_replay == 4096);
+	for (i = 0; i < 32; i++)
+		CHECK_EQ(c.psk[i], i);
+}
 
 static void test_client(void)
 {
@@ -322,6 +364,7 @@ int main(void)
 	test_parse();
 	test_check();
 	test_client();
+	test_client_mux();
 	test_masks();
 	test_addr();
 	test_sip003();
