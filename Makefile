@@ -178,6 +178,8 @@ install: all install-extra
 		install -m 755 $$f $(DESTDIR)$(PLUGINDIR)/; done
 	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
 	install -m 644 docs/websocksy.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 docs/websocksy-client.1 $(DESTDIR)$(MANDIR)/man1/
 
 clean:
 	rm -rf build

@@ -25,6 +25,7 @@
 
 #include <nettle/base64.h>
 
+#include "../core/acceptor.h"
 #include "../core/buf.h"
 #include "../core/http.h"
 #include "../core/log.h"
@@ -79,9 +80,8 @@ static struct {
 	int ready;                /* this channel's tunnel became ready */
 	loop_timer retry;         /* backoff timer */
 	loop_timer tick;          /* mux keepalive and timeouts */
-	loop_timer accept_timer, stop_timer;
-	int lfd[16];
-	int nlfd;
+	loop_timer stop_timer;
+	acceptor acc;
 	int stopping;
 } M;
 
@@ -676,45 +676,11 @@ static void st_new(int fd, const struct sockaddr *sa)
 	muxc_kick();
 }
 
-static void accept_pause(int paused)
+static void on_accept(int fd, const struct sockaddr *sa, int i, void *arg)
 {
-	int i;
-
-	for (i = 0; i < M.nlfd; i++)
-		loop_events(M.lfd[i], paused ? 0 : LOOP_READ);
-}
-
-static void accept_resume(void *arg)
-{
+	(void)i;
 	(void)arg;
-	if (!M.stopping)
-		accept_pause(0);
-}
-
-static void accept_cb(int fd, int ev, void *arg)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int i, cfd;
-
-	(void)ev;
-	(void)arg;
-	for (i = 0; i < 64 && !M.stopping; i++) {
-		sl = sizeof(ss);
-		cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				log_warn(0, "accept: %s: pausing 100 ms",
-				    strerror(errno));
-				accept_pause(1);
-				loop_timer_set(&M.accept_timer, 100);
-			}
-			return;
-		}
-		st_new(cfd, (struct sockaddr *)&ss);
-	}
+	st_new(fd, sa);
 }
 
 /* ---- start and stop ---- */
@@ -744,29 +710,14 @@ int muxc_init(const tunnel_cfg *cfg, const muxc_chan *chan)
 	buf_init(&M.cin, STAGE_SIZE);
 	loop_timer_init(&M.retry, retry_cb, NULL);
 	loop_timer_init(&M.tick, tick_cb, NULL);
-	loop_timer_init(&M.accept_timer, accept_resume, NULL);
+	acceptor_init(&M.acc, on_accept, NULL);
 	loop_timer_init(&M.stop_timer, stop_now, NULL);
 	return 0;
 }
 
 int muxc_listen(int fd)
 {
-	if (M.nlfd == (int)(sizeof(M.lfd) / sizeof(M.lfd[0])) ||
-	    loop_watch(fd, LOOP_READ, accept_cb, NULL) < 0)
-		return -1;
-	M.lfd[M.nlfd++] = fd;
-	return 0;
-}
-
-static void close_listeners(void)
-{
-	int i;
-
-	for (i = 0; i < M.nlfd; i++) {
-		loop_unwatch(M.lfd[i]);
-		close(M.lfd[i]);
-	}
-	M.nlfd = 0;
+	return acceptor_add(&M.acc, fd) < 0 ? -1 : 0;
 }
 
 /* Open streams end as if their local side closed (a FIN each), so data in
@@ -780,7 +731,7 @@ void muxc_shutdown(void)
 	M.stopping = 1;
 	log_info(0, "stopping: %zu connection%s", M.nstreams,
 	    M.nstreams == 1 ? "" : "s");
-	close_listeners();
+	acceptor_close(&M.acc);
 	loop_timer_stop(&M.retry);
 	for (s = M.all; s; s = next) {
 		next = s->next;
@@ -810,14 +761,13 @@ void muxc_cleanup(void)
 		M.chstate = CH_DOWN;
 		M.chan->close();
 	}
-	close_listeners();
+	acceptor_close(&M.acc);
 	buf_free(&M.cout);
 	buf_free(&M.cin);
 	free(M.hash);
 	M.hash = NULL;
 	loop_timer_stop(&M.retry);
 	loop_timer_stop(&M.tick);
-	loop_timer_stop(&M.accept_timer);
 	loop_timer_stop(&M.stop_timer);
 }
 

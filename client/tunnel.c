@@ -24,6 +24,7 @@
 
 #include <nettle/base64.h>
 
+#include "../core/acceptor.h"
 #include "../core/buf.h"
 #include "../core/http.h"
 #include "../core/log.h"
@@ -76,10 +77,8 @@ static struct {
 	tun *conns;
 	size_t nconns;
 	uint64_t next_id;
-	int lfd[16];
-	int nlfd;
+	acceptor acc;
 	int stopping;
-	loop_timer accept_timer;
 	loop_timer stop_timer;
 } T;
 
@@ -893,46 +892,11 @@ static void tun_new(int fd, const struct sockaddr *sa)
 
 /* ---- accepting ---- */
 
-static void accept_pause(int paused)
+static void on_accept(int fd, const struct sockaddr *sa, int i, void *arg)
 {
-	int i;
-
-	for (i = 0; i < T.nlfd; i++)
-		loop_events(T.lfd[i], paused ? 0 : LOOP_READ);
-}
-
-static void accept_resume(void *arg)
-{
+	(void)i;
 	(void)arg;
-	if (!T.stopping)
-		accept_pause(0);
-}
-
-static void accept_cb(int fd, int ev, void *arg)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int i, cfd;
-
-	(void)ev;
-	(void)arg;
-	for (i = 0; i < 64 && !T.stopping; i++) {
-		sl = sizeof(ss);
-		cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				/* keep the backlog until fds free up */
-				log_warn(0, "accept: %s: pausing 100 ms",
-				    strerror(errno));
-				accept_pause(1);
-				loop_timer_set(&T.accept_timer, 100);
-			}
-			return;
-		}
-		tun_new(cfd, (struct sockaddr *)&ss);
-	}
+	tun_new(fd, sa);
 }
 
 /* The shutdown grace time is over: what is left is closed by cleanup. */
@@ -948,18 +912,14 @@ int tunnel_init(const tunnel_cfg *cfg)
 {
 	memset(&T, 0, sizeof(T));
 	T.cfg = cfg;
-	loop_timer_init(&T.accept_timer, accept_resume, NULL);
+	acceptor_init(&T.acc, on_accept, NULL);
 	loop_timer_init(&T.stop_timer, stop_now, NULL);
 	return 0;
 }
 
 int tunnel_listen(int fd)
 {
-	if (T.nlfd == (int)(sizeof(T.lfd) / sizeof(T.lfd[0])) ||
-	    loop_watch(fd, LOOP_READ, accept_cb, NULL) < 0)
-		return -1;
-	T.lfd[T.nlfd++] = fd;
-	return 0;
+	return acceptor_add(&T.acc, fd) < 0 ? -1 : 0;
 }
 
 /* Local connections are ended as if their local side closed (raw: a
@@ -979,18 +939,13 @@ static void end_conn(tun *t)
 void tunnel_shutdown(void)
 {
 	tun *t, *next;
-	int i;
 
 	if (T.stopping)
 		return;
 	T.stopping = 1;
 	log_info(0, "stopping: %zu connection%s", T.nconns, T.nconns == 1 ?
 	    "" : "s");
-	for (i = 0; i < T.nlfd; i++) {
-		loop_unwatch(T.lfd[i]);
-		close(T.lfd[i]);
-	}
-	T.nlfd = 0;
+	acceptor_close(&T.acc);
 	for (t = T.conns; t; t = next) {
 		next = t->next;
 		end_conn(t);
@@ -1003,15 +958,8 @@ void tunnel_shutdown(void)
 
 void tunnel_cleanup(void)
 {
-	int i;
-
 	while (T.conns)
 		tun_close(T.conns);
-	for (i = 0; i < T.nlfd; i++) {
-		loop_unwatch(T.lfd[i]);
-		close(T.lfd[i]);
-	}
-	T.nlfd = 0;
-	loop_timer_stop(&T.accept_timer);
+	acceptor_close(&T.acc);
 	loop_timer_stop(&T.stop_timer);
 }

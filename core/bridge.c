@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "acceptor.h"
 #include "bridge.h"
 #include "buf.h"
 #include "http.h"
@@ -116,14 +117,12 @@ static struct {
 	size_t nconns;                /* all */
 	size_t nactive;               /* past the handshake */
 	uint64_t next_id;
-	int lfd[16];
-	int ltls[16];                 /* the listener is a TLS port */
-	int nlfd;
+	acceptor acc;                 /* plain and TLS listeners */
+	int ltls[ACCEPTOR_MAX];       /* listener i is a TLS port */
 	tls_server **tls;             /* current credentials (reloadable) */
 	int stopping;
 	uint64_t querying;            /* id inside backend query(), or 0 */
 	loop_timer stop_timer;
-	loop_timer accept_timer;
 	uint8_t *scratch;             /* one datagram */
 	size_t scratch_size;
 } B;
@@ -1656,20 +1655,6 @@ static void peer_io(int fd, int ev, void *arg)
 
 /* ---- accept ---- */
 
-static void accept_io(int fd, int ev, void *arg);
-
-static void accept_resume(void *arg)
-{
-	int i;
-
-	(void)arg;
-	if (B.stopping)
-		return;
-	for (i = 0; i < B.nlfd; i++)
-		loop_watch(B.lfd[i], LOOP_READ, accept_io,
-		    B.ltls[i] ? (void *)1 : NULL);
-}
-
 static void conn_new(int fd, const struct sockaddr *sa, int tls)
 {
 	conn *c = calloc(1, sizeof(*c));
@@ -1723,32 +1708,10 @@ static void conn_new(int fd, const struct sockaddr *sa, int tls)
 	    c->client_port, tls ? " (TLS port)" : "");
 }
 
-static void accept_io(int fd, int ev, void *arg)
+static void on_accept(int fd, const struct sockaddr *sa, int i, void *arg)
 {
-	int i, is_tls = arg != NULL;
-
-	(void)ev;
-	for (i = 0; i < 64; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int cfd = accept4(fd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (cfd < 0) {
-			if (errno == EMFILE || errno == ENFILE ||
-			    errno == ENOBUFS || errno == ENOMEM) {
-				/* Out of descriptors: pause accepting
-				 * rather than spin on a ready listener. */
-				log_warn(0, "accept: %s: pausing 100 ms",
-				    strerror(errno));
-				for (int j = 0; j < B.nlfd; j++)
-					loop_unwatch(B.lfd[j]);
-				loop_timer_set(&B.accept_timer, 100);
-			}
-			return;
-		}
-		conn_new(cfd, (struct sockaddr *)&ss, is_tls);
-	}
+	(void)arg;
+	conn_new(fd, sa, B.ltls[i]);
 }
 
 /* ---- host functions for plugins ---- */
@@ -1888,20 +1851,21 @@ int bridge_init(const wsy_config *cfg, backend *be)
 	B.scratch_size = cfg->max_datagram + 1;
 	if ((B.scratch = malloc(B.scratch_size)) == NULL)
 		return -1;
-	loop_timer_init(&B.accept_timer, accept_resume, NULL);
+	acceptor_init(&B.acc, on_accept, NULL);
 	loop_timer_init(&B.stop_timer, stop_now, NULL);
 	return 0;
 }
 
 int bridge_listen(int fd, int tls)
 {
-	if (B.nlfd == (int)(sizeof(B.lfd) / sizeof(B.lfd[0])))
-		return -1;
+	int i;
+
 	if (tls && B.tls == NULL)
 		return -1;
-	B.ltls[B.nlfd] = tls;
-	B.lfd[B.nlfd++] = fd;
-	return loop_watch(fd, LOOP_READ, accept_io, tls ? (void *)1 : NULL);
+	if ((i = acceptor_add(&B.acc, fd)) < 0)
+		return -1;
+	B.ltls[i] = tls;
+	return 0;
 }
 
 void bridge_set_tls(tls_server **srv)
@@ -1912,19 +1876,13 @@ void bridge_set_tls(tls_server **srv)
 void bridge_shutdown(void)
 {
 	conn *c, *next;
-	int i;
 
 	if (B.stopping)
 		return;
 	B.stopping = 1;
 	log_info(0, "shutting down: %zu connection(s) to close",
 	    B.nconns);
-	for (i = 0; i < B.nlfd; i++) {
-		loop_unwatch(B.lfd[i]);
-		close(B.lfd[i]);
-	}
-	B.nlfd = 0;
-	loop_timer_stop(&B.accept_timer);
+	acceptor_close(&B.acc);
 	loop_timer_set(&B.stop_timer, B.cfg->close_timeout_ms);
 	for (c = B.conns; c; c = next) {
 		next = c->next;
@@ -1958,10 +1916,7 @@ void bridge_cleanup(void)
 	}
 	htimers = NULL;
 	loop_timer_stop(&B.stop_timer);
-	loop_timer_stop(&B.accept_timer);
-	for (int i = 0; i < B.nlfd; i++)
-		close(B.lfd[i]);
-	B.nlfd = 0;
+	acceptor_close(&B.acc);
 	free(B.scratch);
 	B.scratch = NULL;
 }

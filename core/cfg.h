@@ -44,6 +44,7 @@ typedef struct wsy_config {
 	uint64_t peer_close_linger_ms; /* after peer EOF, wait for the
 	                              * client's close this long */
 	int tunnel;                  /* configured by a tunnel option string */
+	int tunnel_mux;              /* ... with mux: the kcp-mux framing */
 	/* KCP-mux over UDP (the [kcp] section, or kcp-* keys) */
 	char kcp_listen[300];        /* "host:port" / "[v6]:port", "" = off */
 	char kcp_psk[128];           /* base64 32-byte key, "" = no crypto */

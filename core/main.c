@@ -104,6 +104,7 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
 	};
 	int ch, errors = 0;
 	char *v, err[512];
+	const char *tunnel_opts = NULL;
 
 	while ((ch = getopt_long(argc, argv, "p:s:l:k:b:c:C:w:o:vqhV", longopts,
 	    NULL)) != -1) {
@@ -130,10 +131,8 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
 			}
 			break;
 		case 'o':
-			if (tunnel_apply(c, optarg, err, sizeof(err)) < 0) {
-				fprintf(stderr, "-o: %s\n", err);
-				errors++;
-			}
+			/* Applied after every flag: -p and -o in any order. */
+			tunnel_opts = optarg;
 			break;
 		case 'v': (*verbosity)++; break;
 		case 'q': (*verbosity)--; break;
@@ -142,6 +141,11 @@ static int parse_args(int argc, char **argv, wsy_config *c, int *verbosity,
 		case 'G': exit(genpsk());
 		default: usage(stderr); exit(2);
 		}
+	}
+	if (tunnel_opts && tunnel_apply(c, tunnel_opts, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "-o: %s\n", err);
+		errors++;
 	}
 	if (optind < argc) {
 		if (optind != 1 || argc != 2) {
@@ -338,7 +342,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (cfg.tunnel && !has_backend_opt(&cfg, "framing") &&
-	    cfg_add_backend_opt(&cfg, "framing", "binary", "-o", 0) < 0) {
+	    cfg_add_backend_opt(&cfg, "framing", cfg.tunnel_mux ? "kcp-mux" :
+	    "binary", "-o", 0) < 0) {
 		cfg_free(&cfg);
 		return 1;
 	}
@@ -358,7 +363,10 @@ int main(int argc, char **argv)
 		    cfg.resolver);
 		goto out;
 	}
-	if (start_backend(&cfg, &be) > 0)
+	/* A KCP-only server has no WebSocket listener: its streams go to
+	 * kcp-peer, and no backend is asked. */
+	if ((cfg.port[0] || cfg_tls_enabled(&cfg)) &&
+	    start_backend(&cfg, &be) > 0)
 		goto out;
 	if (bridge_init(&cfg, &be) < 0 || tls_start(&cfg) < 0 ||
 	    listen_all(&cfg) < 0 || kcpserve_start(&cfg) < 0)

@@ -381,7 +381,7 @@ static int client_kcp(const opts *o, client_opts *c, char *err,
 		c->has_psk = 1;
 	}
 	if ((v = opts_get(o, "kcp-mtu")) &&
-	    number("kcp-mtu", v, 256, 65507, &c->kcp_mtu, err, errlen) < 0)
+	    number("kcp-mtu", v, 256, 1500, &c->kcp_mtu, err, errlen) < 0)
 		return -1;
 	if ((v = opts_get(o, "kcp-window")) &&
 	    number("kcp-window", v, 16, 65535, &c->kcp_window, err,

@@ -21,6 +21,9 @@ static const opt_spec server_spec[] = {
 	{ "sni", OPT_VALUE }, { "alpn", OPT_VALUE }, { "mask", OPT_VALUE },
 	{ "pin", OPT_VALUE }, { "insecure", OPT_FLAG }, { "0rtt", OPT_FLAG },
 	{ "ca", OPT_VALUE }, { "ping", OPT_VALUE }, { "timeout", OPT_VALUE },
+	{ "kcp", OPT_FLAG }, { "psk", OPT_VALUE }, { "kcp-mtu", OPT_VALUE },
+	{ "kcp-window", OPT_VALUE }, { "kcp-replay", OPT_VALUE },
+	{ "mux-window", OPT_VALUE }, { "mux-streams", OPT_VALUE },
 	{ NULL, 0 }
 };
 
@@ -63,12 +66,19 @@ int tunnel_apply(wsy_config *c, const char *options, char *err,
 		    "supported, not '%s'", v);
 		goto out;
 	}
-	if ((v = opts_get(&o, "mux")) && strcmp(v, "0") != 0) {
-		/* One WebSocket per TCP connection is the v2ray-plugin
-		 * mux=0 behaviour; its own multiplexing is not spoken. */
-		snprintf(err, errlen, "option 'mux': only mux=0 is supported "
-		    "(one WebSocket per connection)");
-		goto out;
+	/* mux=0 (v2ray-plugin's one WebSocket per connection, the default)
+	 * or mux / mux=1: many connections over one WebSocket with our
+	 * kcp-mux (websocksy-client's mux option); v2ray-plugin's own
+	 * multiplexing is not spoken. */
+	if (opts_has(&o, "mux")) {
+		v = opts_get(&o, "mux");
+		if (v == NULL || strcmp(v, "1") == 0) {
+			c->tunnel_mux = 1;
+		} else if (strcmp(v, "0") != 0) {
+			snprintf(err, errlen, "option 'mux': 0 (one WebSocket "
+			    "per connection) or 1 (kcp-mux), not '%s'", v);
+			goto out;
+		}
 	}
 	if ((v = opts_get(&o, "host")) &&
 	    set(c, "ws-host", v, "host", err, errlen) < 0)
@@ -149,13 +159,14 @@ int tunnel_sip003(wsy_config *c, char *err, size_t errlen)
 		return -1;
 	snprintf(peer, sizeof(peer), strchr(hosts[0], ':') ?
 	    "tcp://[%s]:%s" : "tcp://%s:%s", hosts[0], s.local_port);
-	if (cfg_add_backend_opt(c, "host", peer, "SS_LOCAL_HOST", 0) < 0 ||
-	    cfg_add_backend_opt(c, "framing", "binary", "SIP003", 0) < 0) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	if (tunnel_apply(c, s.options, e, sizeof(e)) < 0) {
 		snprintf(err, errlen, "SS_PLUGIN_OPTIONS: %s", e);
+		return -1;
+	}
+	if (cfg_add_backend_opt(c, "host", peer, "SS_LOCAL_HOST", 0) < 0 ||
+	    cfg_add_backend_opt(c, "framing", c->tunnel_mux ? "kcp-mux" :
+	    "binary", "SIP003", 0) < 0) {
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 1;
