@@ -615,7 +615,11 @@ static void arm_close_timer(tun *t)
 static void close_rules_ws(tun *t)
 {
 	unsigned f = t->flags;
-	int rdone = f & (F_CLOSE_RCVD | F_REOF);
+	/* The remote is done when its close frame was decoded, or at its
+	 * EOF once every frame before it was decoded: frames still in rin
+	 * (held back while lout was full) must reach the local side before
+	 * its SHUT_WR. */
+	int rdone = (f & F_CLOSE_RCVD) || ((f & F_REOF) && t->rin.len == 0);
 
 	if ((f & F_LEOF) && !rdone && !(f & F_CLOSE_SENT))
 		send_close(t, WS_CLOSE_NORMAL);
