@@ -24,9 +24,6 @@
 #include "../core/sock.h"
 #include "kcpclient.h"
 
-#define KCP_SESSION_TIMEOUT 60000   /* ms without any input */
-#define DGRAM_MAX 65536
-#define RECV_BATCH 256              /* datagrams per wakeup, then yield */
 #define SOCKBUF (4 * 1024 * 1024)   /* a window of segments in bursts */
 
 static struct {
@@ -44,8 +41,8 @@ static struct {
 	uint64_t last_input;
 	loop_timer flush;         /* kcp_next */
 	loop_timer idle;          /* session timeout */
-	uint8_t dg[DGRAM_MAX];    /* sealed datagram out / raw datagram in */
-	uint8_t pt[DGRAM_MAX];    /* opened datagram */
+	uint8_t dg[KCPC_DGRAM_MAX]; /* sealed datagram out / raw one in */
+	uint8_t pt[KCPC_DGRAM_MAX]; /* opened datagram */
 	uint64_t dropped;         /* datagrams that did not authenticate */
 } K;
 
@@ -87,18 +84,75 @@ static int output(const uint8_t *dgram, size_t len, void *arg)
 	return 0;
 }
 
-/* Run the KCP clock when it asks, not at a fixed rate. */
-static void schedule(void)
+/* ---- shared with the raw KCP relay (kcpraw.c) ---- */
+
+void kcpc_schedule(const kcp *k, loop_timer *t)
 {
 	uint64_t now = loop_now(), next;
 
-	if (!K.up)
-		return;
-	next = kcp_next(K.k, now);
+	next = kcp_next(k, now);
 	if (next == KCP_IDLE)
-		loop_timer_stop(&K.flush);
+		loop_timer_stop(t);
 	else
-		loop_timer_set(&K.flush, next > now ? next - now : 0);
+		loop_timer_set(t, next > now ? next - now : 0);
+}
+
+int kcpc_udp_socket(const struct sockaddr_storage *ss, socklen_t sslen,
+    loop_io_cb cb, void *arg)
+{
+	int fd, sz = SOCKBUF;
+
+	fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	if (connect(fd, (const struct sockaddr *)ss, sslen) < 0 ||
+	    loop_watch(fd, LOOP_READ, cb, arg) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The contract's defaults (§6): nodelay, interval 10, resend 2, no
+ * congestion window, stream mode; the envelope's 36 bytes come out of the
+ * MTU so that a sealed datagram still fits it. */
+kcp *kcpc_kcp_new(const client_opts *o, uint32_t conv, kcp_output_fn out,
+    void *arg)
+{
+	kcp_opts ko;
+
+	kcp_opts_default(&ko);
+	ko.mtu = o->kcp_mtu - (o->has_psk ? PSK_OVERHEAD : 0);
+	ko.snd_wnd = ko.rcv_wnd = o->kcp_window;
+	ko.interval = 10;
+	ko.resend = 2;
+	ko.nodelay = 1;
+	ko.nocwnd = 1;
+	ko.stream = 1;
+	ko.sndbuf = 0;
+	return kcp_new(conv, &ko, out, arg);
+}
+
+uint32_t kcpc_conv(void)
+{
+	uint32_t conv;
+
+	do
+		psk_random(&conv, sizeof(conv));
+	while (conv == 0);
+	return conv;
+}
+
+/* ---- the mux channel ---- */
+
+/* Run the KCP clock when it asks, not at a fixed rate. */
+static void schedule(void)
+{
+	if (K.up)
+		kcpc_schedule(K.k, &K.flush);
 }
 
 static void flush_cb(void *arg)
@@ -143,50 +197,17 @@ static void idle_cb(void *arg)
 	uint64_t quiet = loop_now() - K.last_input;
 
 	(void)arg;
-	if (quiet >= KCP_SESSION_TIMEOUT) {
+	if (quiet >= KCPC_SESSION_TIMEOUT) {
 		fail("session timeout (nothing received for 60 s)");
 		return;
 	}
-	loop_timer_set(&K.idle, KCP_SESSION_TIMEOUT - quiet);
+	loop_timer_set(&K.idle, KCPC_SESSION_TIMEOUT - quiet);
 }
 
 /* A connected UDP socket to the remote; -1 on failure. */
 static int udp_socket(void)
 {
-	int fd, sz = SOCKBUF;
-
-	fd = socket(K.addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	if (connect(fd, (struct sockaddr *)&K.addr, K.addrlen) < 0 ||
-	    loop_watch(fd, LOOP_READ, kcp_io, NULL) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* The contract's defaults (§6): nodelay, interval 10, resend 2, no
- * congestion window, stream mode; the envelope's 36 bytes come out of the
- * MTU so that a sealed datagram still fits it. */
-static int init_kcp(void)
-{
-	kcp_opts o;
-
-	kcp_opts_default(&o);
-	o.mtu = opt()->kcp_mtu - (opt()->has_psk ? PSK_OVERHEAD : 0);
-	o.snd_wnd = o.rcv_wnd = opt()->kcp_window;
-	o.interval = 10;
-	o.resend = 2;
-	o.nodelay = 1;
-	o.nocwnd = 1;
-	o.stream = 1;
-	o.sndbuf = 0;
-	K.k = kcp_new(K.conv, &o, output, NULL);
-	return K.k ? 0 : -1;
+	return kcpc_udp_socket(&K.addr, K.addrlen, kcp_io, NULL);
 }
 
 /* In-order bytes to the mux while its input has room; the rest stays in
@@ -231,7 +252,7 @@ static void kcp_io(int fd, int ev, void *arg)
 
 	(void)ev;
 	(void)arg;
-	for (i = 0; i < RECV_BATCH && K.up && fd == K.fd; i++) {
+	for (i = 0; i < KCPC_RECV_BATCH && K.up && fd == K.fd; i++) {
 		n = recv(fd, K.dg, sizeof(K.dg), 0);
 		if (n < 0) {
 			/* ECONNREFUSED: an ICMP error for an earlier
@@ -256,16 +277,14 @@ static void start(void)
 		fail(strerror(errno));
 		return;
 	}
-	do
-		psk_random(&K.conv, sizeof(K.conv));
-	while (K.conv == 0);
-	if (init_kcp() < 0) {
+	K.conv = kcpc_conv();
+	if ((K.k = kcpc_kcp_new(opt(), K.conv, output, NULL)) == NULL) {
 		fail("out of memory");
 		return;
 	}
 	K.up = 1;
 	K.last_input = loop_now();
-	loop_timer_set(&K.idle, KCP_SESSION_TIMEOUT);
+	loop_timer_set(&K.idle, KCPC_SESSION_TIMEOUT);
 	log_info(0, "kcp: conversation %08x", (unsigned)K.conv);
 	muxc_chan_up();
 }

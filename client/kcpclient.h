@@ -11,6 +11,12 @@
 #ifndef WSY_KCPCLIENT_H
 #define WSY_KCPCLIENT_H
 
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "../core/kcp.h"
+#include "../core/loop.h"
+#include "../core/opts.h"
 #include "muxclient.h"
 
 extern const muxc_chan kcpc_chan;
@@ -23,5 +29,25 @@ void kcpc_rebind(void);
 
 /* Release what outlives sessions (the replay cache). */
 void kcpc_cleanup(void);
+
+/* ---- shared with the raw KCP relay (kcpraw.c) ---- */
+
+#define KCPC_SESSION_TIMEOUT 60000 /* ms without any input: dropped */
+#define KCPC_DGRAM_MAX 65536       /* receive buffer for one datagram */
+#define KCPC_RECV_BATCH 256        /* datagrams per wakeup, then yield */
+
+/* A non-blocking UDP socket connected to ss with large kernel buffers,
+ * watched for reading with cb(arg).  Returns the fd, or -1 with errno. */
+int kcpc_udp_socket(const struct sockaddr_storage *ss, socklen_t sslen,
+    loop_io_cb cb, void *arg);
+/* A KCP conversation with the client's settings (o: kcp-mtu less the
+ * envelope with a key, kcp-window) and the defaults of §6: stream mode,
+ * nodelay, interval 10, resend 2, no congestion window.  NULL: ENOMEM. */
+kcp *kcpc_kcp_new(const client_opts *o, uint32_t conv, kcp_output_fn out,
+    void *arg);
+/* A random non-zero conversation id. */
+uint32_t kcpc_conv(void);
+/* Arm t for the next kcp_flush() k asks for (stop it when idle). */
+void kcpc_schedule(const kcp *k, loop_timer *t);
 
 #endif

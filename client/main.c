@@ -5,9 +5,10 @@
  *   websocksy-client            no arguments + SS_* variables: SIP003
  *   websocksy-client --genpsk   print a new KCP pre-shared key
  *
- * Two relays: one remote connection per local connection (tunnel.c), or
+ * Three relays: one remote connection per local connection (tunnel.c);
  * with mux / kcp every local connection as a stream of one kcp-mux tunnel
- * (muxclient.c over a WebSocket, kcpclient.c over KCP/UDP).
+ * (muxclient.c over a WebSocket, kcpclient.c over KCP/UDP); with
+ * kcp;mux=0 one raw KCP conversation per local connection (kcpraw.c).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "../core/sip003.h"
 #include "../core/sock.h"
 #include "kcpclient.h"
+#include "kcpraw.h"
 #include "muxclient.h"
 #include "tunnel.h"
 
@@ -40,6 +42,7 @@ typedef struct endpoints {
 	const char *options;
 	int sip003;
 	int mux;		/* the kcp-mux relay (muxclient.c) */
+	int raw;		/* raw KCP, kcp;mux=0 (kcpraw.c) */
 } endpoints;
 
 static void usage(FILE *f)
@@ -68,6 +71,8 @@ static void usage(FILE *f)
 "                     WebSocket (kcp-mux framing on the server)\n"
 "    kcp              every connection a stream of one KCP session over\n"
 "                     UDP (the server's kcp-listen)\n"
+"    mux=0            with kcp: raw KCP, one conversation per connection,\n"
+"                     no mux, no psk (kcp-go / kcptun-style peers)\n"
 "    psk=KEY          kcp: pre-shared key (base64, see --genpsk)\n"
 "    kcp-mtu=N        kcp: datagram size (default 1400)\n"
 "    kcp-window=N     kcp: window in segments (default 1024)\n"
@@ -211,8 +216,8 @@ static int listen_all(const endpoints *e)
 			return -1;
 		}
 		for (j = 0; j < n; j++)
-			if ((e->mux ? muxc_listen(fds[j]) :
-			    tunnel_listen(fds[j])) < 0) {
+			if ((e->mux ? muxc_listen(fds[j]) : e->raw ?
+			    kcpr_listen(fds[j]) : tunnel_listen(fds[j])) < 0) {
 				fprintf(stderr, PROG ": too many listening "
 				    "sockets\n");
 				return -1;
@@ -236,6 +241,12 @@ static void on_stop_mux(void *arg)
 	muxc_shutdown();
 }
 
+static void on_stop_raw(void *arg)
+{
+	(void)arg;
+	kcpr_shutdown();
+}
+
 /* SIGUSR1 in kcp mode: a new source port for the session (roaming aid,
  * and the integration tests' way to move a client mid-transfer). */
 static void on_rebind(void *arg)
@@ -246,6 +257,8 @@ static void on_rebind(void *arg)
 
 static const char *mode_name(const client_opts *o)
 {
+	if (o->kcp_raw)
+		return "raw kcp, no mux";
 	if (o->kcp)
 		return o->has_psk ? "kcp-mux, psk" : "kcp-mux";
 	if (o->ws && o->mux)
@@ -257,7 +270,7 @@ static const char *mode_name(const client_opts *o)
 
 static int start_relay(const endpoints *e, tunnel_cfg *tc)
 {
-	loop_cb stop = e->mux ? on_stop_mux : on_stop;
+	loop_cb stop = e->mux ? on_stop_mux : e->raw ? on_stop_raw : on_stop;
 
 	if (e->mux) {
 		if (muxc_init(tc, tc->opt->kcp ? &kcpc_chan :
@@ -265,6 +278,9 @@ static int start_relay(const endpoints *e, tunnel_cfg *tc)
 			return -1;
 		if (tc->opt->kcp)
 			loop_signal(SIGUSR1, on_rebind, NULL);
+	} else if (e->raw) {
+		if (kcpr_init(tc) < 0)
+			return -1;
 	} else {
 		tunnel_init(tc);
 	}
@@ -297,6 +313,8 @@ out:
 	if (e->mux) {
 		muxc_cleanup();
 		kcpc_cleanup();
+	} else if (e->raw) {
+		kcpr_cleanup();
 	} else {
 		tunnel_cleanup();
 	}
@@ -374,6 +392,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	tc.opt = &co;
 	e.mux = co.mux;
+	e.raw = co.kcp_raw;
 	tc.bufsize = 128 * 1024;
 	tc.close_wait_ms = 10000;
 	set_remotes(&tc, &e);

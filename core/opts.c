@@ -217,7 +217,7 @@ const opt_spec client_opt_spec[] = {
 	{ "0rtt", OPT_FLAG },
 	{ "ping", OPT_VALUE },
 	{ "timeout", OPT_VALUE },
-	{ "mux", OPT_FLAG },
+	{ "mux", OPT_ANY },
 	{ "kcp", OPT_FLAG },
 	{ "psk", OPT_VALUE },
 	{ "kcp-mtu", OPT_VALUE },
@@ -372,6 +372,12 @@ static int client_kcp(const opts *o, client_opts *c, char *err,
 		    "'%s'", c->ws ? "ws" : "tls");
 		return -1;
 	}
+	if (c->kcp_raw && (opts_has(o, "psk") || opts_has(o, "kcp-replay"))) {
+		snprintf(err, errlen, "option '%s' cannot be used with "
+		    "'mux=0' (raw KCP peers such as kcp-go do not speak the "
+		    "envelope)", opts_has(o, "psk") ? "psk" : "kcp-replay");
+		return -1;
+	}
 	if ((v = opts_get(o, "psk"))) {
 		if (psk_key_from_base64(v, c->psk) < 0) {
 			snprintf(err, errlen, "option 'psk': expected a "
@@ -394,6 +400,23 @@ static int client_kcp(const opts *o, client_opts *c, char *err,
 	return 0;
 }
 
+/* mux, mux=1: on; mux=0: off (with kcp: raw KCP); absent: off. */
+static int mux_value(const opts *o, char *err, size_t errlen)
+{
+	const char *v;
+	char b[64];
+
+	if (!opts_has(o, "mux"))
+		return 0;
+	if ((v = opts_get(o, "mux")) == NULL || strcmp(v, "1") == 0)
+		return 1;
+	if (strcmp(v, "0") == 0)
+		return 0;
+	snprintf(err, errlen, "option 'mux': '%s' is not 0 or 1",
+	    q(v, strlen(v), b, sizeof(b)));
+	return -1;
+}
+
 static int client_mux(const opts *o, client_opts *c, char *err,
     size_t errlen)
 {
@@ -401,11 +424,12 @@ static int client_mux(const opts *o, client_opts *c, char *err,
 	    NULL };
 	const char *v;
 
-	if (c->mux && !c->ws) {
+	if (c->mux && !c->ws && !c->kcp) {
 		snprintf(err, errlen, "option 'mux' needs 'ws' (or use 'kcp')");
 		return -1;
 	}
-	c->mux |= c->kcp;
+	/* kcp implies mux unless mux=0 (raw KCP, one session each) */
+	c->mux = c->kcp ? !c->kcp_raw : c->mux;
 	if (needs(o, keys, c->mux, "mux", err, errlen) < 0)
 		return -1;
 	if ((v = opts_get(o, "mux-window")) &&
@@ -436,8 +460,10 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 		return -1;
 	c->ws = opts_has(o, "ws");
 	c->tls = opts_has(o, "tls");
-	c->mux = opts_has(o, "mux");
 	c->kcp = opts_has(o, "kcp");
+	if ((c->mux = mux_value(o, err, errlen)) < 0)
+		return -1;
+	c->kcp_raw = c->kcp && opts_has(o, "mux") && !c->mux;
 	if (client_ws(o, c, err, errlen) < 0 ||
 	    client_tls(o, c, err, errlen) < 0 ||
 	    client_kcp(o, c, err, errlen) < 0 ||

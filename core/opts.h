@@ -74,10 +74,14 @@ typedef struct client_opts {
 	unsigned ping;		/* keepalive seconds, 0 = off */
 	unsigned timeout;	/* connect + handshake seconds */
 	/* KCP-mux (docs/KCP-MUX.md): every local connection is a stream of
-	 * one tunnel, over one WebSocket (mux) or one KCP session (kcp) */
+	 * one tunnel, over one WebSocket (mux) or one KCP session (kcp).
+	 * kcp;mux=0 is raw KCP instead: every local connection its own KCP
+	 * conversation carrying its bytes as they are (kcp-go / kcptun-style
+	 * peers); no psk there, as those peers do not speak the envelope. */
 	int mux;		/* ws + mux, or kcp (which implies it) */
 	int kcp;		/* KCP over UDP instead of TCP */
-	int has_psk;		/* kcp: psk= given */
+	int kcp_raw;		/* kcp;mux=0: no mux (mux is 0 then) */
+	int has_psk;		/* kcp: psk= given (never with kcp_raw) */
 	uint8_t psk[32];	/* kcp: the pre-shared key */
 	unsigned kcp_mtu;	/* kcp: datagram size (1400) */
 	unsigned kcp_window;	/* kcp: send/receive window, segments (1024) */

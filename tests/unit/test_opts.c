@@ -142,6 +142,14 @@ static const struct bad_case bad_cases[] = {
 	{ "kcp;mux-window=100", "'mux-window'" },
 	{ "ws;host=a;path=/;mux;mux-streams=0", "'mux-streams'" },
 	{ "kcp=1", "'kcp'" },
+	{ "kcp;mux=2", "'mux': '2' is not 0 or 1" },
+	{ "kcp;mux=", "'mux'" },
+	{ "mux=1", "'mux' needs 'ws'" },
+	{ "kcp;mux=0;psk=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	    "'psk' cannot be used with 'mux=0'" },
+	{ "kcp;mux=0;kcp-replay=4096", "'kcp-replay' cannot be used" },
+	{ "kcp;mux=0;mux-window=65536", "'mux-window' needs 'mux'" },
+	{ "kcp;mux=0;mux-streams=8", "'mux-streams' needs 'mux'" },
 };
 
 /* The mux modes: kcp implies mux; the key is decoded; limits parse. */
@@ -170,6 +178,25 @@ static void test_client_mux(void)
 	CHECK(c.kcp_replay == 4096);
 	for (i = 0; i < 32; i++)
 		CHECK_EQ(c.psk[i], i);
+	CHECK(!c.kcp_raw);
+	/* mux=1 is mux; mux=0 turns it off: plain ws, raw KCP */
+	CHECK_EQ(client("ws;host=a;path=/;mux=1", &c, err, sizeof(err)), 0);
+	CHECK(c.mux && !c.kcp_raw);
+	CHECK_EQ(client("ws;host=a;path=/;mux=0", &c, err, sizeof(err)), 0);
+	CHECK(!c.mux && c.ws && !c.kcp_raw);
+	CHECK_EQ(client("mux=0", &c, err, sizeof(err)), 0);
+	CHECK(!c.mux && !c.kcp && !c.kcp_raw);
+	CHECK_EQ(client("kcp;mux", &c, err, sizeof(err)), 0);
+	CHECK(c.kcp && c.mux && !c.kcp_raw);
+	CHECK_EQ(client("kcp;mux=0", &c, err, sizeof(err)), 0);
+	CHECK(c.kcp && !c.mux && c.kcp_raw && !c.has_psk);
+	CHECK(c.kcp_mtu == 1400 && c.kcp_window == 1024);
+	CHECK_EQ(client("kcp;mux=0;kcp-mtu=1200;kcp-window=512", &c, err,
+	    sizeof(err)), 0);
+	CHECK(c.kcp_raw && c.kcp_mtu == 1200 && c.kcp_window == 512);
+	/* the last mux wins, as for every option */
+	CHECK_EQ(client("kcp;mux=0;mux", &c, err, sizeof(err)), 0);
+	CHECK(c.mux && !c.kcp_raw);
 }
 
 static void test_client(void)
