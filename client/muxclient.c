@@ -23,7 +23,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nettle/base64.h>
 
 #include "../core/acceptor.h"
 #include "../core/buf.h"
@@ -34,6 +33,7 @@
 #include "../core/sock.h"
 #include "../core/ws.h"
 #include "muxclient.h"
+#include "upgrade.h"
 
 #define S_LREADY   0x01   /* local readable (hint) */
 #define S_LWBLOCK  0x02   /* local write would block */
@@ -796,7 +796,7 @@ static struct {
 	buf rout, rin;
 	ws_decoder dec;
 	uint8_t conn_key[4];
-	char wskey[25];
+	char wskey[UPGRADE_KEY_LEN];
 	loop_timer timer;         /* connect + handshake deadline */
 } W;
 
@@ -897,91 +897,21 @@ static size_t ws_push(const uint8_t *p, size_t n)
 static int ws_request(void)
 {
 	const client_opts *o = M.cfg->opt;
-	uint8_t nonce[16];
-	int n;
 
-	opts_random(nonce, sizeof(nonce));
-	base64_encode_raw(W.wskey, sizeof(nonce), nonce);
-	W.wskey[24] = '\0';
-	if (buf_alloc(&W.rout) < 0)
+	if (upgrade_request(&W.rout, o->path, o->host, W.wskey) < 0)
 		return -1;
-	n = snprintf((char *)buf_tail(&W.rout), buf_room(&W.rout),
-	    "GET %s HTTP/1.1\r\n"
-	    "Host: %s\r\n"
-	    "User-Agent: websocksy-client/" WSY_VERSION "\r\n"
-	    "Upgrade: websocket\r\n"
-	    "Connection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\n"
-	    "Sec-WebSocket-Version: 13\r\n"
-	    "\r\n", o->path, o->host, W.wskey);
-	if (n < 0 || (size_t)n >= buf_room(&W.rout))
-		return -1;
-	buf_commit(&W.rout, (size_t)n);
 	W.state = WS_UPGRADE;
 	return 0;
-}
-
-/* Header value of name in the head h (CRLF lines), trimmed; 0 if found. */
-static int resp_header(const char *h, const char *name, char *out,
-    size_t outlen)
-{
-	size_t nl = strlen(name), len;
-	const char *p, *e;
-
-	for (p = strstr(h, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-		p += 2;
-		if (strncasecmp(p, name, nl) != 0 || p[nl] != ':')
-			continue;
-		p += nl + 1;
-		p += strspn(p, " \t");
-		if ((e = strstr(p, "\r\n")) == NULL)
-			e = p + strlen(p);
-		len = (size_t)(e - p);
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len >= outlen)
-			len = outlen - 1;
-		memcpy(out, p, len);
-		out[len] = '\0';
-		return 0;
-	}
-	return -1;
-}
-
-static const char *check_response(char *h)
-{
-	char v[256], want[29];
-
-	if (strncmp(h, "HTTP/1.1 101", 12) != 0 || (h[12] != ' ' &&
-	    h[12] != '\r'))
-		return "not 101";
-	if (resp_header(h, "Upgrade", v, sizeof(v)) < 0 ||
-	    strcasecmp(v, "websocket") != 0)
-		return "no Upgrade: websocket";
-	if (resp_header(h, "Connection", v, sizeof(v)) < 0 ||
-	    strcasestr(v, "upgrade") == NULL)
-		return "no Connection: upgrade";
-	http_ws_accept(W.wskey, 24, want);
-	if (resp_header(h, "Sec-WebSocket-Accept", v, sizeof(v)) < 0 ||
-	    strcmp(v, want) != 0)
-		return "wrong Sec-WebSocket-Accept";
-	if (resp_header(h, "Sec-WebSocket-Extensions", v, sizeof(v)) == 0)
-		return "an extension we did not offer";
-	return NULL;
 }
 
 /* 1 once the 101 is in and checked (frames may follow it in rin). */
 static int ws_response(void)
 {
-	char *h, *end = NULL, line[128], why[200];
+	char *h, *end, line[128], why[200];
 	const char *bad;
-	size_t i;
 
 	h = (char *)buf_data(&W.rin);
-	for (i = 3; i < W.rin.len && end == NULL; i++)
-		if (memcmp(h + i - 3, "\r\n\r\n", 4) == 0)
-			end = h + i - 3;
-	if (end == NULL) {
+	if ((end = upgrade_head_end(h, W.rin.len)) == NULL) {
 		if (W.rin.len >= MAX_RESPONSE)
 			ws_fail("upgrade: response head too long");
 		else if (W.eof)
@@ -989,7 +919,7 @@ static int ws_response(void)
 		return 0;
 	}
 	end[2] = '\0';
-	if ((bad = check_response(h)) != NULL) {
+	if ((bad = upgrade_check(h, W.wskey)) != NULL) {
 		snprintf(why, sizeof(why), "upgrade refused (%s): %s", bad,
 		    log_sanitize(h, strcspn(h, "\r\n"), line, sizeof(line)));
 		ws_fail(why);

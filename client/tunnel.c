@@ -22,7 +22,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <nettle/base64.h>
 
 #include "../core/acceptor.h"
 #include "../core/buf.h"
@@ -32,6 +31,7 @@
 #include "../core/sock.h"
 #include "../core/ws.h"
 #include "tunnel.h"
+#include "upgrade.h"
 
 enum { ST_CONNECT, ST_TLS, ST_UPGRADE, ST_OPEN, ST_DONE };
 
@@ -65,7 +65,7 @@ typedef struct tun {
 	buf rout, rin, lout;
 	ws_decoder dec;
 	uint8_t conn_key[4];      /* mask=fixed */
-	char wskey[25];
+	char wskey[UPGRADE_KEY_LEN];
 	loop_timer timer;         /* connect deadline, then close wait */
 	loop_timer ping;
 	int awaiting_pong;
@@ -242,94 +242,11 @@ static void send_close(tun *t, int code)
 static int send_request(tun *t)
 {
 	const client_opts *o = T.cfg->opt;
-	uint8_t nonce[16];
-	int n;
 
-	opts_random(nonce, sizeof(nonce));
-	base64_encode_raw(t->wskey, sizeof(nonce), nonce);
-	t->wskey[24] = '\0';
-	if (buf_alloc(&t->rout) < 0)
+	if (upgrade_request(&t->rout, o->path, o->host, t->wskey) < 0)
 		return -1;
-	n = snprintf((char *)buf_tail(&t->rout), buf_room(&t->rout),
-	    "GET %s HTTP/1.1\r\n"
-	    "Host: %s\r\n"
-	    "User-Agent: websocksy-client/" WSY_VERSION "\r\n"
-	    "Upgrade: websocket\r\n"
-	    "Connection: Upgrade\r\n"
-	    "Sec-WebSocket-Key: %s\r\n"
-	    "Sec-WebSocket-Version: 13\r\n"
-	    "\r\n", o->path, o->host, t->wskey);
-	if (n < 0 || (size_t)n >= buf_room(&t->rout))
-		return -1;
-	buf_commit(&t->rout, (size_t)n);
 	t->state = ST_UPGRADE;
 	return 0;
-}
-
-/* Header value of name in the response head h (NUL-terminated, CRLF
- * lines), trimmed, copied into out; 0 if found. */
-static int resp_header(const char *h, const char *name, char *out,
-    size_t outlen)
-{
-	size_t nl = strlen(name), len;
-	const char *p, *e;
-
-	for (p = strstr(h, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-		p += 2;
-		if (strncasecmp(p, name, nl) != 0 || p[nl] != ':')
-			continue;
-		p += nl + 1;
-		p += strspn(p, " \t");
-		e = strstr(p, "\r\n");
-		len = (size_t)(e - p);
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (len >= outlen)
-			len = outlen - 1;
-		memcpy(out, p, len);
-		out[len] = '\0';
-		return 0;
-	}
-	return -1;
-}
-
-/* 1 if token is in the comma list v (case-insensitive). */
-static int has_token(const char *v, const char *token)
-{
-	size_t tl = strlen(token), n;
-
-	while (*v) {
-		v += strspn(v, " \t,");
-		n = strcspn(v, ",");
-		while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-			n--;
-		if (n == tl && strncasecmp(v, token, tl) == 0)
-			return 1;
-		v += strcspn(v, ",");
-	}
-	return 0;
-}
-
-static const char *check_response(tun *t, char *h)
-{
-	char v[256], want[29];
-
-	if (strncmp(h, "HTTP/1.1 101", 12) != 0 || (h[12] != ' ' &&
-	    h[12] != '\r'))
-		return "not 101";
-	if (resp_header(h, "Upgrade", v, sizeof(v)) < 0 ||
-	    strcasecmp(v, "websocket") != 0)
-		return "no Upgrade: websocket";
-	if (resp_header(h, "Connection", v, sizeof(v)) < 0 ||
-	    !has_token(v, "upgrade"))
-		return "no Connection: upgrade";
-	http_ws_accept(t->wskey, 24, want);
-	if (resp_header(h, "Sec-WebSocket-Accept", v, sizeof(v)) < 0 ||
-	    strcmp(v, want) != 0)
-		return "wrong Sec-WebSocket-Accept";
-	if (resp_header(h, "Sec-WebSocket-Extensions", v, sizeof(v)) == 0)
-		return "an extension we did not offer";
-	return NULL;
 }
 
 static void open_relay(tun *t)
@@ -339,18 +256,6 @@ static void open_relay(tun *t)
 	if (ws_mode() && T.cfg->opt->ping)
 		loop_timer_set(&t->ping, T.cfg->opt->ping * 1000ULL);
 	log_info(t->id, "open (%s)", mode_name());
-}
-
-/* The blank line ending a response head, or NULL. */
-static char *head_end(char *h, size_t len)
-{
-	size_t i;
-
-	for (i = 3; i < len; i++)
-		if (h[i] == '\n' && h[i - 1] == '\r' && h[i - 2] == '\n' &&
-		    h[i - 3] == '\r')
-			return h + i - 3;
-	return NULL;
 }
 
 /* Wait for the whole response head; frames may follow it in rin. */
@@ -363,7 +268,7 @@ static void read_response(tun *t)
 	if (t->rin.area == NULL || t->rin.len == 0)
 		return;
 	h = (char *)buf_data(&t->rin);
-	if ((end = head_end(h, t->rin.len)) == NULL) {
+	if ((end = upgrade_head_end(h, t->rin.len)) == NULL) {
 		if (t->rin.len >= MAX_RESPONSE)
 			tun_fail(t, "upgrade: response head too long");
 		else if (t->flags & F_REOF)
@@ -372,7 +277,7 @@ static void read_response(tun *t)
 	}
 	len = (size_t)(end - h) + 4;
 	end[2] = '\0';
-	if ((why = check_response(t, h)) != NULL) {
+	if ((why = upgrade_check(h, t->wskey)) != NULL) {
 		log_info(t->id, "upgrade refused (%s): %s", why, log_sanitize(h,
 		    strcspn(h, "\r\n"), line, sizeof(line)));
 		tun_close(t);
