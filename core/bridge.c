@@ -271,8 +271,26 @@ static ssize_t c_write(conn *c, const void *p, size_t n)
 
 /* Write what out holds.  Returns 0, or -1 if the client is gone (the
  * connection is closed then). */
+/* Bytes for the client still with us: in out, or in a corked TLS batch. */
+static int out_pending(conn *c)
+{
+	return c->out.len > 0 || (c->tls && tls_write_pending(c->tls));
+}
+
 static int flush_out(conn *c)
 {
+	if (c->tls && tls_write_pending(c->tls)) {
+		int want;
+		if (tls_flush(c->tls, &want) < 0) {
+			if (want != TLS_ERR)
+				return 0;
+			log_info(c->id, "client write: %s",
+			    tls_error(c->tls));
+			conn_close(c);
+			return -1;
+		}
+		c->last_write = loop_now();
+	}
 	while (c->out.len > 0) {
 		ssize_t n = c_write(c, buf_data(&c->out), c->out.len);
 		if (n < 0) {
@@ -1251,7 +1269,7 @@ static void progress_respond(conn *c)
 	}
 	if (flush_out(c) < 0)
 		return;
-	if (c->out.len == 0 && c->web_left <= 0 &&
+	if (!out_pending(c) && c->web_left <= 0 &&
 	    !(c->flags & F_RESP_SHUT)) {
 		/* Half-close and drain what the client still sends, so our
 		 * response is not lost to a reset (lingering close). */
@@ -1264,7 +1282,7 @@ static void progress_respond(conn *c)
 		conn_close(c);
 		return;
 	}
-	loop_events(c->cfd, LOOP_READ | (c->out.len ? LOOP_WRITE : 0));
+	loop_events(c->cfd, LOOP_READ | (out_pending(c) ? LOOP_WRITE : 0));
 }
 
 /* The closing rules, in order (see the header comment of the file). */
@@ -1313,7 +1331,7 @@ static void progress_close(conn *c)
 	}
 	if (c->state == ST_DONE)
 		return;
-	if ((c->flags & F_CLOSE_SENT) && c->out.len == 0 &&
+	if ((c->flags & F_CLOSE_SENT) && !out_pending(c) &&
 	    (client_done || (c->flags & F_FAIL)) &&
 	    (c->pout.len == 0 || (c->flags & F_FAIL))) {
 		if (c->flags & F_CEOF)
@@ -1356,7 +1374,7 @@ static void progress_open(conn *c)
 		cev |= LOOP_READ;
 	if ((c->flags & F_CLOSE_SENT) && !(c->flags & F_CEOF))
 		cev |= LOOP_READ;   /* wait for the close reply / EOF */
-	if (c->out.len)
+	if (out_pending(c))
 		cev |= LOOP_WRITE;
 	if (!(c->flags & (F_PEOF | F_CLOSE_SENT))) {
 		size_t need = peer_is_dgram(c->pkind) ?
@@ -1380,7 +1398,7 @@ static void progress_open(conn *c)
 	/* Not reading the client (backpressure): still notice its FIN. */
 	if (!(cev & LOOP_READ) && !(c->flags & (F_CEOF | F_RDHUP)))
 		cev |= LOOP_RDHUP;
-	loop_events(c->cfd, cev | (c->out.len ? LOOP_WRITE : 0));
+	loop_events(c->cfd, cev | (out_pending(c) ? LOOP_WRITE : 0));
 	if (c->peer_parked && (pev & (LOOP_READ | LOOP_WRITE))) {
 		c->peer_parked = 0;
 		if (loop_watch(c->pfd, pev, peer_io, c) < 0)
@@ -1595,6 +1613,7 @@ static void tls_step(conn *c)
 			conn_close(c);
 			return;
 		}
+		tls_set_cork(c->tls, 1);
 		c->state = ST_TLS;
 	}
 	r = tls_handshake(c->tls);

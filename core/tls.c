@@ -27,15 +27,20 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "buf.h"
 #include "tls.h"
 
 #define TLS_DEFAULT_PRIORITY \
@@ -91,7 +96,88 @@ struct tls_conn {
 	char *alpn;
 	char *subject;
 	char err[160];
+	/* Our transport (see pull()/push()): read-ahead of raw records. */
+	int fd;
+	uint8_t *rbuf;			/* from the buffer pool, NULL if empty */
+	size_t roff, rlen;
+	int cork;			/* tls_set_cork(): batch records */
+	int uncork_pending;		/* corked records still to send */
 };
+
+/*
+ * GnuTLS's own transport reads a record header and then its body with two
+ * recv() calls (and probes once more for EAGAIN), and sends each record
+ * with its own call.  Our pull reads up to TLS_RBUF bytes at once and
+ * serves GnuTLS from that; the buffer comes from the pool and goes back
+ * as soon as it is empty, so an idle session holds none.  Bytes in it are
+ * invisible to poll(): tls_pending() counts them.
+ */
+#define TLS_RBUF 32768
+
+static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	tls_conn *t = ptr;
+	ssize_t n;
+	size_t m;
+
+	if (t->rlen == 0) {
+		if (t->rbuf == NULL &&
+		    (t->rbuf = bufpool_get(TLS_RBUF)) == NULL) {
+			gnutls_transport_set_errno(t->s, ENOMEM);
+			return -1;
+		}
+		n = recv(t->fd, t->rbuf, TLS_RBUF, 0);
+		if (n <= 0) {
+			int e = errno;
+			bufpool_put(t->rbuf, TLS_RBUF);
+			t->rbuf = NULL;
+			if (n < 0) {
+				gnutls_transport_set_errno(t->s, e);
+				return -1;
+			}
+			return 0;
+		}
+		t->roff = 0;
+		t->rlen = (size_t)n;
+	}
+	m = len < t->rlen ? len : t->rlen;
+	memcpy(data, t->rbuf + t->roff, m);
+	t->roff += m;
+	t->rlen -= m;
+	if (t->rlen == 0) {
+		bufpool_put(t->rbuf, TLS_RBUF);
+		t->rbuf = NULL;
+	}
+	return (ssize_t)m;
+}
+
+static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
+{
+	tls_conn *t = ptr;
+	struct pollfd p = { t->fd, POLLIN, 0 };
+	int r;
+
+	if (t->rlen > 0)
+		return 1;
+	r = poll(&p, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+	return r < 0 ? -1 : r > 0;
+}
+
+static ssize_t vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov,
+    int iovcnt)
+{
+	tls_conn *t = ptr;
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = (struct iovec *)(void *)iov;
+	mh.msg_iovlen = (size_t)iovcnt;
+	n = sendmsg(t->fd, &mh, MSG_NOSIGNAL);
+	if (n < 0)
+		gnutls_transport_set_errno(t->s, errno);
+	return n;
+}
 
 static void free_datum(gnutls_datum_t *d)
 {
@@ -714,7 +800,11 @@ static tls_conn *conn_new(int fd, unsigned flags,
 		return NULL;
 	}
 	gnutls_session_set_ptr(t->s, t);
-	gnutls_transport_set_int(t->s, fd);
+	t->fd = fd;
+	gnutls_transport_set_ptr(t->s, t);
+	gnutls_transport_set_pull_function(t->s, pull);
+	gnutls_transport_set_pull_timeout_function(t->s, pull_timeout);
+	gnutls_transport_set_vec_push_function(t->s, vec_push);
 	/* The caller's loop owns timeouts; never fail on wall-clock time. */
 	gnutls_handshake_set_timeout(t->s, 0);
 	return t;
@@ -951,7 +1041,7 @@ static int flush_alert(tls_conn *t)
 	return ret < 0 ? ret : 0;
 }
 
-ssize_t tls_read(tls_conn *t, void *buf, size_t n, int *want)
+ssize_t tls_read(tls_conn *t, void *data, size_t n, int *want)
 {
 	ssize_t r;
 	int i, ret;
@@ -965,7 +1055,7 @@ ssize_t tls_read(tls_conn *t, void *buf, size_t n, int *want)
 		return -1;
 	}
 	for (i = 0; i < 16; i++) {
-		r = gnutls_record_recv(t->s, buf, n);
+		r = gnutls_record_recv(t->s, data, n);
 		save_session(t);
 		/* The refused ClientHello stays queued in GnuTLS; the next
 		 * read drops it with this error (and nothing else). */
@@ -1009,7 +1099,31 @@ ssize_t tls_read(tls_conn *t, void *buf, size_t n, int *want)
 	return -1;
 }
 
-ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want)
+/* Send what corking batched.  Returns 0 (done), or -1 with *want. */
+static int uncork(tls_conn *t, int *want)
+{
+	int r = gnutls_record_uncork(t->s, 0);
+
+	if (r >= 0) {
+		t->uncork_pending = 0;
+		return 0;
+	}
+	t->uncork_pending = 1;
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		*want = want_dir(t);
+	else
+		*want = conn_fail(t, r);
+	return -1;
+}
+
+ssize_t tls_flush(tls_conn *t, int *want)
+{
+	if (!t->uncork_pending)
+		return 0;
+	return uncork(t, want) < 0 ? -1 : 0;
+}
+
+ssize_t tls_write(tls_conn *t, const void *data, size_t n, int *want)
 {
 	ssize_t r;
 	int ret;
@@ -1022,7 +1136,29 @@ ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want)
 		*want = ret > 0 ? TLS_WANT_WRITE : conn_fail(t, ret);
 		return -1;
 	}
-	r = gnutls_record_send(t->s, buf, n);
+	if (t->cork) {
+		/* Every record of data in one corked batch, sent together;
+		 * what GnuTLS took is ours no more, even if the socket is
+		 * full: the batch goes out with tls_flush(). */
+		size_t done = 0;
+
+		if (t->uncork_pending && uncork(t, want) < 0)
+			return -1;
+		gnutls_record_cork(t->s);
+		while (done < n) {
+			r = gnutls_record_send(t->s, (const uint8_t *)data + done,
+			    n - done > 16384 ? 16384 : n - done);
+			if (r <= 0)
+				break;
+			done += (size_t)r;
+		}
+		if (uncork(t, want) < 0 && t->dead)
+			return -1;
+		if (done == 0 && t->uncork_pending)
+			return -1;
+		return (ssize_t)done;
+	}
+	r = gnutls_record_send(t->s, data, n);
 	if (r >= 0)
 		return r;
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
@@ -1034,8 +1170,20 @@ ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want)
 
 size_t tls_pending(tls_conn *t)
 {
-	return t->done && !t->dead ? gnutls_record_check_pending(t->s) : 0;
+	return t->done && !t->dead ? gnutls_record_check_pending(t->s) +
+	    t->rlen : 0;
 }
+
+void tls_set_cork(tls_conn *t, int on)
+{
+	t->cork = on;
+}
+
+int tls_write_pending(tls_conn *t)
+{
+	return t->uncork_pending;
+}
+
 
 void tls_bye(tls_conn *t)
 {
@@ -1051,6 +1199,8 @@ void tls_free(tls_conn *t)
 	if (t == NULL)
 		return;
 	gnutls_deinit(t->s);
+	if (t->rbuf)
+		bufpool_put(t->rbuf, TLS_RBUF);
 	server_unref(t->srv);
 	client_unref(t->cli);
 	free(t->sni);

@@ -74,8 +74,21 @@ ssize_t tls_read(tls_conn *t, void *buf, size_t n, int *want);
 /* Same conventions.  After a WANT, call again with the same bytes (the
  * caller keeps them buffered): GnuTLS needs the retry. */
 ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want);
-/* Decrypted bytes buffered inside GnuTLS (read them before polling). */
+/* Bytes buffered inside the session, decrypted or raw read-ahead:
+ * poll() does not see them, read them before polling. */
 size_t tls_pending(tls_conn *t);
+
+/*
+ * Corking (the server turns it on): tls_write() takes all of buf as one
+ * batch of records sent with as few system calls as possible, and never
+ * asks for a retry with the same bytes; when the socket is full, the rest
+ * of the batch is kept, tls_write_pending() says so, and tls_flush() (on
+ * the next writable event) sends it (0, or -1 with *want).  While a batch
+ * is pending, tls_write() first flushes it and takes nothing on WANT.
+ */
+void tls_set_cork(tls_conn *t, int on);
+int tls_write_pending(tls_conn *t);
+ssize_t tls_flush(tls_conn *t, int *want);
 /* Send close_notify (best effort, non-blocking). */
 void tls_bye(tls_conn *t);
 void tls_free(tls_conn *t);
