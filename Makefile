@@ -163,6 +163,12 @@ test: deps
 bench: deps
 	$(MAKE) all $(BENCH_BIN)
 	$(PYTHON) tests/bench/run.py
+	$(PYTHON) tests/bench/loss.py --quick
+
+# The full loss benchmark (network namespaces, root; about 4 minutes).
+bench-loss: deps
+	$(MAKE) all $(BENCH_BIN)
+	$(PYTHON) tests/bench/loss.py
 
 run: deps
 	$(MAKE) all
@@ -190,5 +196,5 @@ install-extra::
 test-extra::
 include $(wildcard mk/*.mk)
 
-.PHONY: install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
+.PHONY: bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -78,7 +78,7 @@ static void usage(FILE *f)
 "    kcp-window=N     kcp: window in segments (default 1024)\n"
 "    kcp-replay=N     kcp+psk: replay cache slots (default 1048576,\n"
 "                     24 bytes each; ~35k datagrams/s)\n"
-"    mux-window=N     stream window in bytes (default 262144)\n"
+"    mux-window=N     stream window in bytes (default 1048576)\n"
 "    mux-streams=N    concurrent streams (default 128)\n"
 "  neither ws nor tls nor kcp: raw TCP\n"
 "\n"

@@ -988,7 +988,7 @@ void mux_config_default(mux_config *c, int server)
 	memset(c, 0, sizeof(*c));
 	c->server = server != 0;
 	c->max_streams = 128;
-	c->window = MUX_DEFAULT_WINDOW;
+	c->window = MUX_LOCAL_WINDOW;
 	c->max_frame = MUX_DEFAULT_FRAME;
 	c->keepalive_ms = 10000;
 	c->timeout_ms = 10000;

@@ -33,6 +33,10 @@ enum { MUX_E_NONE = 0, MUX_E_PROTOCOL = 1, MUX_E_INTERNAL = 2,
 
 #define MUX_HDR_LEN 9
 #define MUX_DEFAULT_WINDOW 262144u
+/* What we advertise by default: a window must cover the path's
+ * bandwidth-delay product (1 MiB: 20 MB/s per stream at 50 ms); memory per
+ * stream is bounded by it, in total by it times max-streams. */
+#define MUX_LOCAL_WINDOW 1048576u
 #define MUX_DEFAULT_FRAME 16384u
 #define MUX_MAX_FRAME_LIMIT 65535u
 #define MUX_MAX_WINDOW 0x7fffffffu

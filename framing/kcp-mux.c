@@ -26,7 +26,7 @@
  * Framing-config (space separated key=value):
  *   targets=tcp://127.0.0.1:*,tcp://[::1]:22   SYN URIs allowed (default
  *                            none: only the backend's peer)
- *   window=262144            INITIAL_WINDOW_SIZE; 0 = no flow control
+ *   window=1048576           INITIAL_WINDOW_SIZE; 0 = no flow control
  *   max-streams=128          MAX_CONCURRENT_STREAMS
  *   max-frame=16384          MAX_FRAME_SIZE we accept
  *   keepalive=10 timeout=10  seconds (keepalive 0 = off)

@@ -23,6 +23,13 @@
  *   idle        opens -c connections, prints "ready N FAILED" and holds
  *               them until SIGTERM (or --hold seconds), then the JSON
  *
+ * --tls runs every mode over TLS (GnuTLS, non-blocking, inside the same
+ * epoll loop): wss, or raw TLS with --tcp.  The server certificate is
+ * checked against the system trust store or --ca FILE, for the name given
+ * with --sni (also sent as SNI); --insecure skips the check.  Buffered
+ * plaintext (gnutls_record_check_pending) is drained before epoll_wait
+ * sleeps, so no echoed byte is stranded inside GnuTLS.
+ *
  * Every loop is bounded by a deadline and a count.
  */
 
@@ -39,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,10 +61,12 @@
 #define MAX_EVENTS	1024
 #define HS_MAX		4096		/* longest 101 response */
 #define CTL_MAX		125
+#define TLS_REC		16384		/* plaintext per TLS record */
 
 enum mode { M_TCP, M_WS };
 enum workload { W_BULK, W_PINGPONG, W_HANDSHAKES, W_IDLE };
-enum state { S_FREE, S_CONNECTING, S_HS_RECV, S_OPEN, S_CLOSING, S_DONE };
+enum state { S_FREE, S_CONNECTING, S_TLS_HS, S_HS_RECV, S_OPEN, S_CLOSING,
+    S_DONE };
 
 struct opts {
 	enum mode	 mode;
@@ -75,6 +85,10 @@ struct opts {
 	int		 concurrency;	/* idle: handshakes in progress */
 	const char	*path;
 	const char	*protocol;
+	int		 tls;
+	int		 insecure;
+	const char	*sni;		/* server name: SNI and the check */
+	const char	*ca;		/* trust file instead of the system's */
 };
 
 struct conn {
@@ -107,6 +121,10 @@ struct conn {
 	size_t		 ctl_len;
 	int		 close_rcvd;
 	int		 close_sent;
+	/* TLS */
+	gnutls_session_t sess;
+	size_t		 tls_wpend;	/* a record_send returned EAGAIN */
+	int		 in_pend;	/* on the pending-plaintext list */
 };
 
 struct stats {
@@ -130,6 +148,9 @@ static uint8_t		 rbuf[CHUNK];
 static uint64_t		 rng_state;
 static volatile sig_atomic_t	got_term;
 static const char	*last_error = "";
+static gnutls_certificate_credentials_t	xcred;
+static struct conn	**pend, **pend_run;	/* pending TLS plaintext */
+static int		 npend;
 
 /* ---- small utilities ---- */
 
@@ -375,6 +396,12 @@ conn_reset(struct conn *c)
 	c->frame_op = c->frame_fin = c->in_frag = 0;
 	c->ctl_len = 0;
 	c->close_rcvd = c->close_sent = 0;
+	if (c->sess != NULL) {
+		gnutls_deinit(c->sess);
+		c->sess = NULL;
+	}
+	c->tls_wpend = 0;
+	c->in_pend = 0;
 }
 
 /* Connection failure of some kind: count it, drop the connection. */
@@ -384,6 +411,88 @@ conn_fail(struct conn *c, uint64_t *counter, const char *why)
 	(*counter)++;
 	last_error = why;
 	conn_reset(c);
+}
+
+/* ---- transport: plain socket or TLS record layer ----
+ *
+ * Both return what read(2) and write(2) would: a count, 0 at EOF, or -1
+ * with errno (EAGAIN: wait for the socket; EINTR: call again at once;
+ * EPROTO: a TLS error, its text in last_error).
+ */
+
+static ssize_t
+conn_recv(struct conn *c, uint8_t *p, size_t len)
+{
+	ssize_t	n;
+
+	if (c->sess == NULL)
+		return read(c->fd, p, len);
+	n = gnutls_record_recv(c->sess, p, len);
+	if (n >= 0)
+		return n;
+	if (n == GNUTLS_E_AGAIN)
+		errno = EAGAIN;
+	else if (n == GNUTLS_E_PREMATURE_TERMINATION)
+		return 0;	/* TCP EOF without close_notify */
+	else if (n == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)n))
+		errno = EINTR;	/* e.g. a warning alert: go on */
+	else {
+		last_error = gnutls_strerror((int)n);
+		errno = EPROTO;
+	}
+	return -1;
+}
+
+/* GnuTLS wants a send that returned EAGAIN repeated; it has already
+ * encrypted that record, so the retry passes no data and returns the size
+ * the first call took. */
+static ssize_t
+conn_send(struct conn *c, const uint8_t *p, size_t len)
+{
+	ssize_t	n;
+
+	if (c->sess == NULL)
+		return write(c->fd, p, len);
+	if (len > TLS_REC)
+		len = TLS_REC;
+	if (c->tls_wpend > 0)
+		n = gnutls_record_send(c->sess, NULL, 0);
+	else
+		n = gnutls_record_send(c->sess, p, len);
+	if (n >= 0) {
+		c->tls_wpend = 0;
+		return n;
+	}
+	if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+		if (c->tls_wpend == 0)
+			c->tls_wpend = len;
+		errno = EAGAIN;
+	} else {
+		last_error = gnutls_strerror((int)n);
+		errno = EPROTO;
+	}
+	return -1;
+}
+
+/* The text for a failed conn_recv or conn_send. */
+static const char *
+io_error(void)
+{
+	return errno == EPROTO ? last_error : strerror(errno);
+}
+
+/* Plaintext left inside GnuTLS: epoll will not report it. */
+static void
+pend_check(struct conn *c)
+{
+	if (c->sess == NULL || c->in_pend || c->fd == -1 ||
+	    (c->state != S_HS_RECV && c->state != S_OPEN &&
+	    c->state != S_CLOSING))
+		return;
+	if (npend < 2 * O.conns && gnutls_record_check_pending(c->sess) > 0) {
+		c->in_pend = 1;
+		pend[npend++] = c;
+	}
 }
 
 static int
@@ -464,8 +573,8 @@ conn_flush(struct conn *c)
 	ssize_t	n;
 	int	i;
 
-	for (i = 0; i < 16 && c->out_len > 0; i++) {
-		n = write(c->fd, c->out + c->out_off, c->out_len);
+	for (i = 0; i < (c->sess != NULL ? 64 : 16) && c->out_len > 0; i++) {
+		n = conn_send(c, c->out + c->out_off, c->out_len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -554,6 +663,92 @@ conn_start(struct conn *c)
 	c->state = S_CONNECTING;
 	c->t_start = now();
 	return 0;
+}
+
+/* ---- TLS ---- */
+
+static int
+tls_init(void)
+{
+	int	r;
+
+	if ((r = gnutls_global_init()) < 0 ||
+	    (r = gnutls_certificate_allocate_credentials(&xcred)) < 0)
+		goto fail;
+	if (O.insecure)
+		return 0;
+	if (O.ca != NULL)
+		r = gnutls_certificate_set_x509_trust_file(xcred, O.ca,
+		    GNUTLS_X509_FMT_PEM);
+	else
+		r = gnutls_certificate_set_x509_system_trust(xcred);
+	if (r <= 0) {
+		fprintf(stderr, "loadgen: no trusted certificate loaded from "
+		    "%s\n", O.ca != NULL ? O.ca : "the system store");
+		return -1;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "loadgen: gnutls: %s\n", gnutls_strerror(r));
+	return -1;
+}
+
+/* A fresh client session on c->fd. */
+static int
+tls_start(struct conn *c)
+{
+	gnutls_datum_t	alpn;
+	int		r;
+
+	if ((r = gnutls_init(&c->sess, GNUTLS_CLIENT | GNUTLS_NONBLOCK)) < 0) {
+		c->sess = NULL;
+		last_error = gnutls_strerror(r);
+		return -1;
+	}
+	if ((r = gnutls_set_default_priority(c->sess)) < 0 ||
+	    (r = gnutls_credentials_set(c->sess, GNUTLS_CRD_CERTIFICATE,
+	    xcred)) < 0)
+		goto fail;
+	if (O.sni != NULL && (r = gnutls_server_name_set(c->sess,
+	    GNUTLS_NAME_DNS, O.sni, strlen(O.sni))) < 0)
+		goto fail;
+	if (O.mode == M_WS) {
+		alpn.data = (unsigned char *)(uintptr_t)"http/1.1";
+		alpn.size = 8;
+		if ((r = gnutls_alpn_set_protocols(c->sess, &alpn, 1, 0)) < 0)
+			goto fail;
+	}
+	if (!O.insecure)
+		gnutls_session_set_verify_cert(c->sess, O.sni, 0);
+	gnutls_transport_set_int(c->sess, c->fd);
+	return 0;
+fail:
+	last_error = gnutls_strerror(r);
+	return -1;
+}
+
+/* One handshake step: 1 done, 0 in progress (epoll interest set as
+ * GnuTLS wants it), -1 failed. */
+static int
+tls_step(struct conn *c)
+{
+	int		r;
+	uint32_t	ev;
+
+	r = gnutls_handshake(c->sess);
+	if (r == GNUTLS_E_SUCCESS)
+		return 1;
+	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ||
+	    !gnutls_error_is_fatal(r)) {
+		ev = gnutls_record_get_direction(c->sess) ? EPOLLOUT : EPOLLIN;
+		set_events(c, ev);
+		return 0;
+	}
+	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
+		last_error = "server certificate not trusted";
+	else
+		last_error = gnutls_strerror(r);
+	return -1;
 }
 
 /* ---- WebSocket handshake ---- */
@@ -815,17 +1010,18 @@ conn_input(struct conn *c)
 	ssize_t	n;
 	int	rounds, hl;
 
-	for (rounds = 0; rounds < 4; rounds++) {
-		n = read(c->fd, rbuf, sizeof(rbuf));
+	/* TLS returns one record (16 KiB at most) per call. */
+	for (rounds = 0; rounds < (c->sess != NULL ? 64 : 4); rounds++) {
+		n = conn_recv(c, rbuf, sizeof(rbuf));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			if (c->state == S_HS_RECV)
-				conn_fail(c, &ST.hs_err, strerror(errno));
+				conn_fail(c, &ST.hs_err, io_error());
 			else
-				conn_fail(c, &ST.closed, strerror(errno));
+				conn_fail(c, &ST.closed, io_error());
 			return 1;
 		}
 		if (n == 0) {
@@ -875,19 +1071,48 @@ conn_input(struct conn *c)
 			conn_fail(c, &ST.proto_err, last_error);
 			return 1;
 		}
-		if ((size_t)n < sizeof(rbuf))
+		if (c->sess == NULL && (size_t)n < sizeof(rbuf))
 			break;
 	}
 	return 0;
+}
+
+/* The transport (TCP, or TLS over it) is up: start the upgrade or the
+ * workload; returns 1 when the connection ended. */
+static int
+transport_ready(struct conn *c)
+{
+	if (O.mode == M_WS) {
+		c->state = S_HS_RECV;
+		if (hs_send(c) == -1) {
+			conn_fail(c, &ST.hs_err, "write failed");
+			return 1;
+		}
+		set_events(c, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
+		return 0;
+	}
+	c->state = S_OPEN;
+	on_open(c);
+	if (c->state == S_FREE)
+		return 1;
+	drive(c);
+	return c->state == S_FREE;
 }
 
 /* One epoll event; returns 1 when the connection ended. */
 static int
 conn_event(struct conn *c, uint32_t ev)
 {
-	int		err = 0;
+	int		err = 0, r;
 	socklen_t	sl = sizeof(err);
 
+	if (c->state == S_TLS_HS) {
+		if ((r = tls_step(c)) == -1) {
+			conn_fail(c, &ST.hs_err, last_error);
+			return 1;
+		}
+		return r == 1 ? transport_ready(c) : 0;
+	}
 	if (c->state == S_CONNECTING) {
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &sl) == -1 ||
 		    err != 0) {
@@ -897,21 +1122,15 @@ conn_event(struct conn *c, uint32_t ev)
 		}
 		if (!(ev & EPOLLOUT))
 			return 0;
-		if (O.mode == M_WS) {
-			c->state = S_HS_RECV;
-			if (hs_send(c) == -1) {
-				conn_fail(c, &ST.hs_err, "write failed");
+		if (O.tls) {
+			if (tls_start(c) == -1) {
+				conn_fail(c, &ST.hs_err, last_error);
 				return 1;
 			}
-			set_events(c, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
-			return 0;
+			c->state = S_TLS_HS;
+			return conn_event(c, ev);
 		}
-		c->state = S_OPEN;
-		on_open(c);
-		if (c->state == S_FREE)
-			return 1;
-		drive(c);
-		return c->state == S_FREE;
+		return transport_ready(c);
 	}
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		if (conn_input(c))
@@ -920,7 +1139,6 @@ conn_event(struct conn *c, uint32_t ev)
 	drive(c);
 	return c->state == S_FREE;
 }
-
 /* Run the loop until the deadline, or until done() says so. */
 static void
 run_loop(double deadline, int (*done)(void), void (*tick)(void))
@@ -936,6 +1154,8 @@ run_loop(double deadline, int (*done)(void), void (*tick)(void))
 		ms = (int)((deadline - t) * 1000) + 1;
 		if (ms > 100)
 			ms = 100;
+		if (npend > 0)
+			ms = 0;		/* plaintext waits inside GnuTLS */
 		n = epoll_wait(epfd, evs, MAX_EVENTS, ms);
 		if (n < 0 && errno != EINTR) {
 			perror("loadgen: epoll_wait");
@@ -947,7 +1167,23 @@ run_loop(double deadline, int (*done)(void), void (*tick)(void))
 			if (c->state == S_FREE || c->state == S_DONE ||
 			    c->fd == -1)
 				continue;
-			conn_event(c, evs[i].events);
+			if (!conn_event(c, evs[i].events))
+				pend_check(c);
+		}
+		if (npend > 0) {
+			int	np = npend;
+
+			memcpy(pend_run, pend, (size_t)np * sizeof(*pend));
+			npend = 0;
+			for (i = 0; i < np; i++) {
+				struct conn	*c = pend_run[i];
+
+				if (!c->in_pend)
+					continue;	/* reset since */
+				c->in_pend = 0;
+				if (c->fd != -1 && !conn_event(c, EPOLLIN))
+					pend_check(c);
+			}
 		}
 		if (tick != NULL)
 			tick();
@@ -973,6 +1209,7 @@ all_open(void)
 
 	for (i = 0; i < O.conns; i++)
 		if (conns[i].state == S_CONNECTING ||
+		    conns[i].state == S_TLS_HS ||
 		    conns[i].state == S_HS_RECV)
 			pending++;
 	return pending == 0;
@@ -981,13 +1218,14 @@ all_open(void)
 static void
 json_common(const char *workload, double elapsed)
 {
-	printf("{\"workload\":\"%s\",\"mode\":\"%s\",\"host\":\"%s\","
-	    "\"port\":%d,\"conns\":%d,\"size\":%zu,\"zero_mask\":%s,"
+	printf("{\"workload\":\"%s\",\"mode\":\"%s\",\"tls\":%s,"
+	    "\"host\":\"%s\",\"port\":%d,\"conns\":%d,\"size\":%zu,\"zero_mask\":%s,"
 	    "\"elapsed\":%.3f,\"connect_errors\":%llu,"
 	    "\"handshake_errors\":%llu,\"protocol_errors\":%llu,"
 	    "\"integrity_errors\":%llu,\"closed_by_server\":%llu,"
 	    "\"timeouts\":%llu,\"frames\":%llu,\"last_error\":\"%s\"",
-	    workload, O.mode == M_WS ? "ws" : "tcp", O.host, O.port, O.conns,
+	    workload, O.mode == M_WS ? "ws" : "tcp", O.tls ? "true" : "false",
+	    O.host, O.port, O.conns,
 	    O.size, O.zero_mask ? "true" : "false", elapsed,
 	    (unsigned long long)ST.connect_err,
 	    (unsigned long long)ST.hs_err, (unsigned long long)ST.proto_err,
@@ -1181,7 +1419,8 @@ idle_tick(void)
 	for (i = 0; i < idle_next; i++) {
 		struct conn	*c = &conns[i];
 
-		if (c->state != S_CONNECTING && c->state != S_HS_RECV)
+		if (c->state != S_CONNECTING && c->state != S_TLS_HS &&
+		    c->state != S_HS_RECV)
 			continue;
 		if (t - c->t_start > O.timeout) {
 			ST.timeouts++;
@@ -1247,6 +1486,7 @@ usage(void)
 	    "[--timeout SECONDS]\n"
 	    "               [--concurrency N] [--path PATH] "
 	    "[--protocol NAME]\n"
+	    "               [--tls [--sni NAME] [--ca FILE | --insecure]]\n"
 	    "               bulk | pingpong | handshakes | idle\n");
 	exit(2);
 }
@@ -1295,6 +1535,10 @@ main(int argc, char *argv[])
 		{ "concurrency", required_argument, NULL, 'y' },
 		{ "path", required_argument, NULL, 'P' },
 		{ "protocol", required_argument, NULL, 'R' },
+		{ "tls", no_argument, NULL, 'L' },
+		{ "sni", required_argument, NULL, 'N' },
+		{ "ca", required_argument, NULL, 'A' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct sigaction	sa;
@@ -1326,6 +1570,10 @@ main(int argc, char *argv[])
 		case 'y': O.concurrency = (int)num(optarg, 1, 100000); break;
 		case 'P': O.path = optarg; break;
 		case 'R': O.protocol = optarg; break;
+		case 'L': O.tls = 1; break;
+		case 'N': O.sni = optarg; break;
+		case 'A': O.ca = optarg; break;
+		case 'I': O.insecure = 1; break;
 		case 'H': O.host = optarg; break;
 		case 'p': O.port = (int)num(optarg, 1, 65535); break;
 		case 'c': O.conns = (int)num(optarg, 1, 1000000); break;
@@ -1362,6 +1610,11 @@ main(int argc, char *argv[])
 		return 2;
 	}
 
+	if ((O.sni != NULL || O.ca != NULL || O.insecure) && !O.tls)
+		usage();
+	if (O.tls && tls_init() == -1)
+		return 2;
+
 	maxfd = raise_nofile();
 	if (O.work != W_IDLE && O.conns + 16 > maxfd) {
 		fprintf(stderr, "loadgen: %d connections, fd limit %d\n",
@@ -1381,7 +1634,9 @@ main(int argc, char *argv[])
 		perror("loadgen: epoll_create1");
 		return 1;
 	}
-	if ((conns = calloc((size_t)O.conns, sizeof(*conns))) == NULL) {
+	if ((conns = calloc((size_t)O.conns, sizeof(*conns))) == NULL ||
+	    (pend = calloc((size_t)O.conns * 2, sizeof(*pend))) == NULL ||
+	    (pend_run = calloc((size_t)O.conns * 2, sizeof(*pend))) == NULL) {
 		perror("loadgen: calloc");
 		return 1;
 	}

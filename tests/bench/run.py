@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """make bench: websocksy side by side with a direct connection, socat,
-haproxy (TCP mode) and websockify, in one run.
+haproxy (TCP mode) and websockify, in one run; websocksy over ws and wss;
+and the tunnel row (tests/bench/tunnel.py) when that script exists.
 
 Every figure is the median of --runs runs (3 by default).  Results go to
 tests/bench/results/latest.json and latest.md; the table is printed too.
@@ -30,7 +31,12 @@ RESULTS = os.path.join(ROOT, "tests", "bench", "results")
 WEBSOCKSY = os.path.join(BUILD, "websocksy")
 LOADGEN = os.path.join(BENCH, "loadgen")
 ECHO = os.path.join(BENCH, "echo")
+TUNNEL = os.path.join(ROOT, "tests", "bench", "tunnel.py")
+CERTS = os.path.join(ROOT, "tests", "certs")
+TLS_ARGS = ["--tls", "--sni", "localhost", "--ca",
+            os.path.join(CERTS, "ca.pem")]
 HOST = "127.0.0.1"
+TICK = os.sysconf("SC_CLK_TCK")
 
 notes = []          # skipped references and limits, for the report
 procs = []          # everything we started, stopped at exit
@@ -223,6 +229,21 @@ def tree_pids(pid):
     return out
 
 
+def tree_cpu_s(pid):
+    """CPU seconds (user + system, reaped children included) of pid and
+    its live descendants (socat and websockify fork per connection)."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                st = f.read()
+            fl = st[st.rindex(")") + 2:].split()
+            total += sum(int(x) for x in fl[11:15])
+        except (OSError, ValueError):
+            pass
+    return total / TICK
+
+
 def tree_pss_kb(pid):
     total = 0
     for p in tree_pids(pid):
@@ -240,12 +261,20 @@ def tree_pss_kb(pid):
 # ---- targets ----
 
 class Target:
-    def __init__(self, name, kind, argv_fn, tool=None, zero_mask=False):
+    def __init__(self, name, kind, argv_fn, tool=None, zero_mask=False,
+                 tls=False):
         self.name = name        # column name
         self.kind = kind        # "tcp" or "ws"
         self.argv_fn = argv_fn  # port -> argv
         self.tool = tool
         self.zero_mask = zero_mask
+        self.tls = tls          # loadgen speaks TLS (wss)
+
+    def lg(self):
+        """loadgen's transport arguments for this target."""
+        return (["--ws"] if self.kind == "ws" else ["--tcp"]) + \
+            (TLS_ARGS if self.tls else []) + \
+            (["--zero-mask"] if self.zero_mask else [])
 
 
 def haproxy_argv(echo_port, maxconn):
@@ -279,12 +308,16 @@ def haproxy_argv(echo_port, maxconn):
     return argv
 
 
-def websocksy_argv(echo_port, extra=()):
+def websocksy_argv(echo_port, extra=(), tls=False):
     def argv(port):
-        return [WEBSOCKSY, "-p", str(port), "-l", HOST,
-                "-c", "host=" + HOST, "-c", "port=%d" % echo_port,
-                "-c", "framing=binary", "-k", "0", "-q",
-                "-C", "max-connections=200000"] + list(extra)
+        listen = (["-p", "0", "-s", str(port),
+                   "-C", "tls-cert=" + os.path.join(CERTS, "localhost.pem"),
+                   "-C", "tls-key=" + os.path.join(CERTS, "localhost.key")]
+                  if tls else ["-p", str(port)])
+        return [WEBSOCKSY] + listen + [
+            "-l", HOST, "-c", "host=" + HOST, "-c", "port=%d" % echo_port,
+            "-c", "framing=binary", "-k", "0", "-q",
+            "-C", "max-connections=200000"] + list(extra)
     return argv
 
 
@@ -294,7 +327,7 @@ def websocksy_has_tls():
                            text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return "tls" in (r.stdout + r.stderr).lower()
+    return "tls-cert" in (r.stdout + r.stderr)
 
 
 # ---- measurements ----
@@ -308,25 +341,32 @@ def measure_target(t, cfg, echo_port):
     except RuntimeError as e:
         note(str(e))
         return res
-    mode = "--ws" if t.kind == "ws" else "--tcp"
-    zm = ["--zero-mask"] if t.zero_mask else []
+    lg = t.lg()
     T = cfg.seconds
-    jobs = [("bulk_1", [mode] + zm + ["-p", port, "-c", 1, "-s", 16384,
-                                      "-t", T, "bulk"], T + 40),
-            ("bulk_64", [mode] + zm + ["-p", port, "-c", 64, "-s", 16384,
-                                       "-t", T, "bulk"], T + 40)]
+    jobs = [("bulk_1", lg + ["-p", port, "-c", 1, "-s", 16384,
+                             "-t", T, "bulk"], T + 40),
+            ("bulk_64", lg + ["-p", port, "-c", 64, "-s", 16384,
+                              "-t", T, "bulk"], T + 40)]
     if not t.zero_mask:
         for size, key in ((64, "pp_64"), (4096, "pp_4k")):
-            jobs.append((key, [mode, "-p", port, "-s", size, "-n",
-                               cfg.pp_count, "-t", 20, "pingpong"], 40))
+            jobs.append((key, lg + ["-p", port, "-s", size, "-n",
+                                    cfg.pp_count, "-t", 20, "pingpong"], 40))
         if t.kind == "ws":
-            jobs.append(("hs", ["--ws", "-p", port, "-c", cfg.hs_workers,
-                                "-s", 64, "-t", cfg.hs_seconds,
-                                "--src-spread", 8, "handshakes"],
+            jobs.append(("hs", lg + ["-p", port, "-c", cfg.hs_workers,
+                                     "-s", 64, "-t", cfg.hs_seconds,
+                                     "--src-spread", 8, "handshakes"],
                          cfg.hs_seconds + 30))
     for r in range(cfg.runs):
         for key, args, tmo in jobs:
+            c0, w0 = tree_cpu_s(p.pid), time.monotonic()
             out = loadgen(args, tmo)
+            c1, w1 = tree_cpu_s(p.pid), time.monotonic()
+            if out.get("bytes_per_s"):
+                # server CPU per GB echoed, over the whole loadgen run
+                # (connect, warm-up and drain at about the same rate)
+                out["server_cpu_s"] = round(c1 - c0, 3)
+                out["server_cpu_s_per_gb"] = round(
+                    (c1 - c0) / (out["bytes_per_s"] * (w1 - w0) / 1e9), 3)
             res.setdefault(key, []).append(out)
             if not out.get("ok"):
                 note("%s %s run %d: %s" % (t.name, key, r + 1,
@@ -334,34 +374,107 @@ def measure_target(t, cfg, echo_port):
             if p.poll() is not None:
                 note("%s exited during %s" % (t.name, key))
                 return res
-    if cfg.perf and t.name == "websocksy" and shutil.which("perf"):
-        res["perf"] = perf_profile(p.pid, port, cfg)
+    if cfg.perf and t.name in ("websocksy", "websocksy-wss"):
+        res["profile"] = profile(p.pid, port, t, cfg)
     stop(p)
     return res
 
 
-def perf_profile(pid, port, cfg):
-    """perf record of websocksy during a 64-connection bulk run."""
-    data = os.path.join(tempfile.gettempdir(), "bench-perf.data")
-    lg = subprocess.Popen([LOADGEN, "--ws", "-p", str(port), "-c", "64",
-                           "-t", str(cfg.perf + 2), "bulk"],
-                          stdout=subprocess.DEVNULL)
-    time.sleep(1)
-    subprocess.run(["perf", "record", "-q", "-g", "-p", str(pid), "-o", data,
-                    "--", "sleep", str(cfg.perf)], capture_output=True,
-                   timeout=cfg.perf + 30)
-    lg.wait(timeout=cfg.perf + 60)
-    r = subprocess.run(["perf", "report", "-i", data, "--stdio",
-                        "--no-children", "--sort", "symbol", "-g", "none",
-                        "--percent-limit", "1"], capture_output=True,
-                       text=True, timeout=60)
-    top = []
-    for line in r.stdout.splitlines():
-        f = line.split()
-        if len(f) >= 3 and f[0].endswith("%") and not line.startswith("#"):
-            top.append("%-8s %s %s" % (f[0], f[1], f[2]))
-    top = top[:20]
-    return top
+def perf_run(pid, lg_args, timeout):
+    """perf record -g of pid while one loadgen run lasts; top symbols."""
+    data = os.path.join(tempfile.gettempdir(), "bench-perf-%d.data"
+                        % os.getpid())
+    pr = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(pid),
+                           "-o", data], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    out = loadgen(lg_args, timeout)
+    pr.send_signal(signal.SIGINT)
+    try:
+        pr.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pr.kill()
+        pr.wait()
+
+    def report(sort):
+        try:
+            r = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                                "--no-children", "--sort", sort, "-g",
+                                "none", "--percent-limit", "0.3"],
+                               capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return []
+        rows = []
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if f and f[0].endswith("%") and not line.startswith("#"):
+                rows.append(f)
+        return rows
+
+    by_dso = [(f[0], " ".join(f[1:])) for f in report("dso")]
+    syms = report("dso,symbol")
+    top = ["%-7s %-22s %s" % (f[0], f[1][:22], " ".join(f[3:4]))
+           for f in syms[:15]]
+    user = ["%-7s %-22s %s" % (f[0], f[1][:22], " ".join(f[3:4]))
+            for f in syms if f[2] == "[.]"][:15]
+    try:
+        os.unlink(data)
+    except OSError:
+        pass
+    return {"loadgen": out, "dso": by_dso[:8], "top": top, "user": user}
+
+
+def strace_run(pid, lg_args, timeout):
+    """strace -c -f of pid during one loadgen run; calls per message."""
+    path = os.path.join(tempfile.gettempdir(), "bench-strace-%d.txt"
+                        % os.getpid())
+    st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", path],
+                          stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    out = loadgen(lg_args, timeout)
+    st.send_signal(signal.SIGINT)
+    try:
+        st.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        st.kill()
+        st.wait()
+    calls = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                fl = line.split()
+                if len(fl) >= 5 and fl[0][0].isdigit() and \
+                        fl[-1] != "total" and fl[3].isdigit():
+                    calls[fl[-1]] = int(fl[3])
+        os.unlink(path)
+    except OSError:
+        pass
+    msgs = out.get("frames") or 0
+    per = {k: round(v / msgs, 3) for k, v in calls.items()} if msgs else {}
+    return {"loadgen": out, "messages": msgs, "calls": calls,
+            "per_message": per,
+            "total_per_message": round(sum(calls.values()) / msgs, 3)
+            if msgs else None}
+
+
+def profile(pid, port, t, cfg):
+    """perf and strace of websocksy: bulk with 64 connections and the 64 B
+    ping-pong (messages = data frames the client got back)."""
+    lg = t.lg() + ["-p", port]
+    T = cfg.perf
+    work = {"bulk_64": lg + ["-c", 64, "-s", 16384, "-t", T, "bulk"],
+            "pp_64": lg + ["-s", 64, "-n", 1000000, "-t", T, "pingpong"]}
+    out = {}
+    for key, args in work.items():
+        d = out.setdefault(key, {})
+        if shutil.which("perf"):
+            d["perf"] = perf_run(pid, args, T + 40)
+        if shutil.which("strace"):
+            d["strace"] = strace_run(pid, args, T + 40)
+    return out
 
 
 def read_ready(p, timeout):
@@ -395,7 +508,7 @@ def idle_rss(t, n, cfg, open_limit, pss=False):
         return None
     time.sleep(0.3)
     before = tree_pss_kb(p.pid) if pss else proc_kb(p.pid, "VmRSS")
-    lg = subprocess.Popen([LOADGEN, "--ws", "-p", str(port), "-c", str(n),
+    lg = subprocess.Popen([LOADGEN] + t.lg() + ["-p", str(port), "-c", str(n),
                            "--src-spread", "8", "--concurrency",
                            str(cfg.idle_concurrency), "-t", str(open_limit),
                            "--timeout", "5", "--hold", "300", "idle"],
@@ -441,6 +554,10 @@ METRICS = [
     ("pp_64_p99", "ping-pong 64 B p99 (us)", "pp_64", "p99_us", 1, "lo"),
     ("pp_4k_p50", "ping-pong 4 KiB p50 (us)", "pp_4k", "p50_us", 1, "lo"),
     ("pp_4k_p99", "ping-pong 4 KiB p99 (us)", "pp_4k", "p99_us", 1, "lo"),
+    ("cpu_1", "server CPU s per GB, bulk 1", "bulk_1", "server_cpu_s_per_gb",
+     1, "lo"),
+    ("cpu_64", "server CPU s per GB, bulk 64", "bulk_64",
+     "server_cpu_s_per_gb", 1, "lo"),
     ("hs", "handshakes/s", "hs", "handshakes_per_s", 1, "hi"),
     ("rss_1k", "RSS per idle conn, 1 000 (B)", None, None, 1, "lo"),
     ("rss_10k", "RSS per idle conn, 10 000 (B)", None, None, 1, "lo"),
@@ -462,21 +579,25 @@ def fmt(v, key):
         return "%.0f" % v
     if key.startswith("pp"):
         return "%.1f" % v
+    if key.startswith("cpu"):
+        return "%.2f" % v
     return "%.0f" % v
 
 
 def build_table(cols, fig):
-    head = ["figure"] + cols + ["wsy/" + r for r in REFS]
+    head = ["figure"] + cols + ["wsy/" + r for r in REFS] + ["wss/ws"]
     rows = []
     for key, label, _, _, _, better in METRICS:
         row = [label]
         for c in cols:
             row.append(fmt(fig.get(c, {}).get(key), key))
         w = fig.get("websocksy", {}).get(key)
-        for r in REFS:
-            o = fig.get(r, {}).get(key)
+        for o in [fig.get(r, {}).get(key) for r in REFS] + \
+                [fig.get("websocksy-wss", {}).get(key)]:
             if w is None or not o:
                 row.append("-")
+            elif len(row) == len(head) - 1:
+                row.append("%.2fx" % (o / w))       # wss / ws
             else:
                 row.append(("%.2fx" if w / o >= 0.1 else "%.4fx") % (w / o))
         rows.append(row)
@@ -528,6 +649,10 @@ def check_targets(fig, idle100k):
             lambda v: v <= 1.2, "<= 1.2x")
     add("handshakes/s vs websockify", ratio(w.get("hs"), y.get("hs")),
         lambda v: v >= 20, ">= 20x")
+    x = fig.get("websocksy-wss", {})
+    for k, n in (("bulk_1", "1 conn"), ("bulk_64", "64 conns")):
+        add("wss bulk %s vs ws" % n, ratio(x.get(k), w.get(k)),
+            lambda v: v >= 0.7, ">= 0.7x")
     for k in ("rss_1k", "rss_10k"):
         add("RSS/idle conn (%s) bytes" % k[4:], w.get(k),
             lambda v: v <= 4096, "<= 4096")
@@ -537,6 +662,105 @@ def check_targets(fig, idle100k):
                     "met" if idle100k["established"] >= 100000
                     else "NOT met"))
     return out
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def run_tunnel(cfg):
+    """tests/bench/tunnel.py (written separately) in a subprocess, with a
+    time bound; its JSON report, or None (and a note)."""
+    if not os.path.exists(TUNNEL):
+        note("tests/bench/tunnel.py does not exist: the tunnel row is "
+             "skipped")
+        return None
+    out = os.path.join(RESULTS, "tunnel.json")
+    try:
+        os.unlink(out)
+    except OSError:
+        pass
+    argv = [sys.executable, TUNNEL, "--out", out]
+    if cfg.quick:
+        argv.append("--quick")
+    limit = 120 if cfg.quick else 240
+    print("== tunnel (%s, at most %d s)" % (" ".join(argv[1:]), limit),
+          flush=True)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        log, _ = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            log, _ = p.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            log, _ = p.communicate()
+        note("tunnel.py did not finish within %d s: stopped" % limit)
+    try:
+        with open(out) as f:
+            rep = json.load(f)
+    except (OSError, ValueError):
+        tail = (log or b"").decode(errors="replace").strip().splitlines()
+        note("tunnel.py gave no report (exit %s): %s"
+             % (p.returncode, tail[-1] if tail else "no output"))
+        return None
+    if p.returncode:
+        note("tunnel.py exited with status %d" % p.returncode)
+    return rep
+
+
+def tunnel_table(rep):
+    """A (head, rows) table from tunnel.py's figures, whatever columns it
+    has."""
+    figs = rep.get("figures") or {}
+    keys = []
+    for f in figs.values():
+        for k, v in f.items():
+            if k != "runs" and k not in keys and \
+                    isinstance(v, (int, float, type(None))):
+                keys.append(k)
+    head = ["tunnel target"] + keys
+    rows = []
+    for name, f in figs.items():
+        row = [name]
+        for k in keys:
+            v = f.get(k)
+            row.append("-" if v is None else
+                       ("%.0f" % v if abs(v) >= 100 else "%.2f" % v))
+        rows.append(row)
+    return head, rows
+
+
+def profile_md(prof):
+    """Markdown lines for the --perf section."""
+    md = []
+    for tname, d in prof.items():
+        for key, label in (("bulk_64", "bulk, 64 connections"),
+                           ("pp_64", "ping-pong, 64 B")):
+            x = d.get(key, {})
+            pf, st = x.get("perf"), x.get("strace")
+            if pf:
+                md += ["%s, %s: perf, self time by library:" % (tname, label),
+                       "", "```"] + ["%-8s %s" % r for r in pf["dso"]] + \
+                    ["```", "", "top symbols:", "", "```"] + pf["top"] + \
+                    ["```", "", "top user-space symbols:", "", "```"] + \
+                    pf["user"] + ["```", ""]
+            if st and st.get("messages"):
+                calls = ", ".join("%s %.2f" % (k, v) for k, v in sorted(
+                    st["per_message"].items(), key=lambda kv: -kv[1])
+                    if v >= 0.01)
+                md += ["%s, %s: strace -c -f, %d messages echoed, %.2f "
+                       "syscalls per message (%s)." % (
+                           tname, label, st["messages"],
+                           st["total_per_message"], calls), ""]
+    return md
 
 
 def main():
@@ -551,6 +775,8 @@ def main():
                     help="skip the idle-connection figures")
     ap.add_argument("--no-100k", action="store_true",
                     help="skip the 100 000 connection attempt")
+    ap.add_argument("--no-tunnel", action="store_true",
+                    help="skip tests/bench/tunnel.py")
     cfg = ap.parse_args()
     q = cfg.quick
     cfg.runs = cfg.runs or (1 if q else 3)
@@ -561,6 +787,8 @@ def main():
     cfg.idle_concurrency = 512
     open_limit = 20 if q else 45
     t_start = time.monotonic()
+    load_start = loadavg()
+    print("load average at start: %s" % load_start, flush=True)
 
     for f in (WEBSOCKSY, LOADGEN, ECHO):
         if not os.access(f, os.X_OK):
@@ -589,11 +817,14 @@ def main():
     targets.append(wsy)
     targets.append(Target("websocksy-zeromask", "ws",
                           websocksy_argv(echo_port), zero_mask=True))
+    wss = None
     if websocksy_has_tls():
-        note("websocksy mentions TLS, but this bench has no wss client "
-             "yet: wss skipped")
+        wss = Target("websocksy-wss", "ws", websocksy_argv(echo_port,
+                                                           tls=True),
+                     tls=True)
+        targets.append(wss)
     else:
-        note("websocksy has no TLS yet: the wss target is skipped")
+        note("websocksy has no TLS: the wss target is skipped")
 
     raw = {}
     try:
@@ -614,6 +845,11 @@ def main():
                 idle.setdefault("websocksy", {})[key] = [
                     idle_rss(wsy, n, cfg, open_limit)
                     for _ in range(cfg.runs)]
+            if wss:
+                print("== idle 1000 (websocksy-wss)", flush=True)
+                idle.setdefault("websocksy-wss", {})["rss_1k"] = [
+                    idle_rss(wss, 1000, cfg, open_limit)
+                    for _ in range(cfg.runs)]
             if tools["websockify"]:
                 ws = [t for t in targets if t.name == "websockify"][0]
                 print("== idle 1000 (websockify)", flush=True)
@@ -632,9 +868,12 @@ def main():
                 note("100 000 idle: reached %d; websocksy needs two "
                      "descriptors per connection and its fd limit is %d"
                      % (idle100k["established"], soft))
+        stop(echo)
+        tunnel = None if cfg.no_tunnel else run_tunnel(cfg)
     finally:
         stop_all()
         del echo
+    load_end = loadavg()
 
     # Medians.
     fig = {}
@@ -676,7 +915,8 @@ def main():
            "targets": [dict(zip(("target", "goal", "value", "status"), t))
                        for t in targets_met],
            "idle": idle, "idle_100k": idle100k, "raw": raw,
-           "elapsed_seconds": round(elapsed, 1)}
+           "loadavg_start": load_start, "loadavg_end": load_end,
+           "tunnel": tunnel, "elapsed_seconds": round(elapsed, 1)}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1)
@@ -686,7 +926,9 @@ def main():
           "Machine: %s, %s CPUs, kernel %s, %s RAM." % (
               info["cpu"], info["nproc"], info["kernel"], info["memory"]),
           "Medians of %d run(s); bulk %.0f s per run; 16 KiB messages."
-          % (cfg.runs, cfg.seconds), "",
+          % (cfg.runs, cfg.seconds),
+          "Load average (/proc/loadavg, 1/5/15 min) at the start: %s; "
+          "at the end: %s." % (load_start, load_end), "",
           md_table(head, rows), "",
           "Ratios are websocksy / reference from this run: above 1 is "
           "better for MB/s and handshakes/s, below 1 is better for "
@@ -698,12 +940,20 @@ def main():
                       idle100k["established"], idle100k["alive_at_end"],
                       idle100k["rss_after_kb"]))
         md.append("")
+    th = None
+    if tunnel and tunnel.get("figures"):
+        th, trows = tunnel_table(tunnel)
+        md += ["Tunnel (tests/bench/tunnel.py, same run: %s):"
+               % tunnel.get("setup", "loadgen -> client -> server -> echo"),
+               "", md_table(th, trows), ""]
+        for k, v in (tunnel.get("ratios") or {}).items():
+            md.append("- %s: %.2fx" % (k, v))
+        md.append("")
     if notes:
         md += ["Notes:", ""] + ["- " + n for n in notes] + [""]
-    perf = raw.get("websocksy", {}).get("perf")
-    if perf:
-        md += ["perf, websocksy during bulk with 64 connections "
-               "(self time):", "", "```"] + perf + ["```", ""]
+    prof = {n: raw[n]["profile"] for n in raw if "profile" in raw[n]}
+    if prof:
+        md += profile_md(prof)
     with open(os.path.join(RESULTS, "latest.md"), "w") as f:
         f.write("\n".join(md))
 
@@ -711,9 +961,16 @@ def main():
     print(text_table(head, rows))
     print()
     print(text_table(list(tt[0]), [list(x) for x in tt[1:]]))
-    if perf:
-        print("\nperf top symbols (websocksy, bulk 64):")
-        print("\n".join(perf))
+    if th:
+        print()
+        print(text_table(th, trows))
+        for k, v in (tunnel.get("ratios") or {}).items():
+            print("%-45s %.2fx" % (k, v))
+    if prof:
+        print()
+        print("\n".join(profile_md(prof)))
+    print("\nload average: %s at the start, %s at the end"
+          % (load_start, load_end))
     print("\nwrote %s (%.0f s)" % (os.path.join(RESULTS, "latest.json"),
                                    elapsed))
     return 0

@@ -478,6 +478,8 @@ static struct fconn *conn_new(const char *config)
 	}
 	cb.arg = c;
 	mux_config_default(&mc, 0);
+	/* The tests count in the protocol's default window. */
+	mc.window = MUX_DEFAULT_WINDOW;
 	mc.keepalive_ms = 0;
 	c->cl = mux_tunnel_new(&mc, &cb, 0);
 	CHECK(c->cl != NULL);

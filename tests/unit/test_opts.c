@@ -162,7 +162,7 @@ static void test_client_mux(void)
 
 	CHECK_EQ(client("ws;host=a;path=/", &c, err, sizeof(err)), 0);
 	CHECK(!c.mux && !c.kcp && !c.has_psk);
-	CHECK(c.mux_window == 262144 && c.mux_streams == 128);
+	CHECK(c.mux_window == 1048576 && c.mux_streams == 128);
 	CHECK_EQ(client("ws;host=a;path=/;mux;mux-window=65536;mux-streams=8",
 	    &c, err, sizeof(err)), 0);
 	CHECK(c.mux && c.ws && !c.kcp);
