@@ -132,6 +132,7 @@ kcp *kcpc_kcp_new(const client_opts *o, uint32_t conv, kcp_output_fn out,
 	ko.nodelay = 1;
 	ko.nocwnd = 1;
 	ko.stream = 1;
+	ko.flush_now = 1;       /* no interval added to each round trip */
 	ko.sndbuf = 0;
 	return kcp_new(conv, &ko, out, arg);
 }

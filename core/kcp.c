@@ -56,7 +56,7 @@ typedef struct kack {
 struct kcp {
 	uint32_t conv, mtu, mss, max_rx;
 	uint32_t snd_wnd, rcv_wnd, rmt_wnd, interval, resend;
-	int nodelay, nocwnd, stream;
+	int nodelay, nocwnd, stream, flush_now;
 	size_t sndbuf;
 	kcp_output_fn output;
 	void *arg;
@@ -185,6 +185,7 @@ static void kcp_setopts(kcp *k, const kcp_opts *o)
 	k->interval = clampu(o->interval, 1, 5000);
 	k->resend = o->resend;
 	k->nodelay = o->nodelay != 0;
+	k->flush_now = o->flush_now != 0;
 	k->nocwnd = o->nocwnd != 0;
 	k->stream = o->stream != 0;
 	k->sndbuf = o->sndbuf ? o->sndbuf : (size_t)k->snd_wnd * k->mss;
@@ -715,8 +716,10 @@ uint64_t kcp_next(const kcp *k, uint64_t now)
 
 	if (k->fast_pending)
 		return now;
-	/* Batch ACKs and small writes for at most one interval. */
-	soon = k->flushed ? k->last_flush + k->interval : now;
+	/* Batch ACKs and small writes for at most one interval (or not at
+	 * all: flush_now). */
+	soon = k->flushed && !k->flush_now ? k->last_flush + k->interval :
+	    now;
 	if (soon < now)
 		soon = now;
 	if (k->nack || k->probe)

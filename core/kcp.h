@@ -32,6 +32,11 @@ typedef struct kcp_opts {
 	int stream;          /* 1: byte stream, frg always 0 (1) */
 	size_t sndbuf;       /* bytes accepted but not yet acked (snd_wnd*mss) */
 	uint32_t sn0;        /* first sn; tests only, both ends must agree (0) */
+	int flush_now;       /* 1: ACKs and new data leave at once (kcp_next
+	                      * returns now) instead of batched for up to an
+	                      * interval: the caller's timer then runs after
+	                      * the current I/O pass, which still batches what
+	                      * that pass produced (0) */
 } kcp_opts;
 
 typedef struct kcp_stat {

@@ -633,6 +633,9 @@ static void setup_kcp(const wsy_config *cfg)
 	if (K.pc)
 		K.ko.mtu -= PSK_OVERHEAD;
 	K.ko.snd_wnd = K.ko.rcv_wnd = (unsigned)cfg->kcp_window;
+	/* ACKs and data at once: an interval of batching on each side
+	 * would add to every round trip (kcp-go's AckNoDelay). */
+	K.ko.flush_now = 1;
 }
 
 static int setup_table(const wsy_config *cfg)
