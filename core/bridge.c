@@ -1004,28 +1004,6 @@ static void linger_over(void *arg)
 
 /* ---- client -> peer ---- */
 
-/* Payload for a stream peer: straight through when nothing is queued. */
-static int to_peer(conn *c, const uint8_t *p, size_t n)
-{
-	if (c->pout.len == 0 && !(c->flags & F_PSHUT)) {
-		ssize_t w = write(c->pfd, p, n);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-			log_info(c->id, "peer write: %s", strerror(errno));
-			c->flags |= F_PEOF | F_PSHUT;
-			return -1;
-		}
-	}
-	if (n && !(c->flags & F_PSHUT)) {
-		if (buf_alloc(&c->pout) < 0)
-			return -1;
-		buf_room(&c->pout);
-		buf_put(&c->pout, p, n);
-	}
-	return 0;
-}
 
 static void send_dgram(conn *c)
 {
@@ -1041,6 +1019,84 @@ static void send_dgram(conn *c)
 	c->c2p += c->pout.len;
 	c->pout.len = c->pout.off = 0;
 	c->flags &= ~F_DGRAM_READY;
+}
+
+/*
+ * Payload for a stream peer is unmasked in place in `in`; the pieces of
+ * one decoding pass are gathered here and leave in one writev() (many
+ * small frames cost one system call, and no copy); what the peer does not
+ * take is copied into pout.  Only ever holds the current connection's
+ * pieces: decode_client() flushes it before it returns.
+ */
+#define BATCH_IOV 64
+
+static struct {
+	struct iovec v[BATCH_IOV];
+	int n;
+	size_t bytes;
+} PB;
+
+static void put_pout(conn *c, const uint8_t *p, size_t n)
+{
+	/* client_room() counted these bytes: the room is there. */
+	if (buf_alloc(&c->pout) < 0 || buf_reserve(&c->pout, n) < 0) {
+		fail(c, WS_CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	buf_put(&c->pout, p, n);
+}
+
+static void batch_flush(conn *c)
+{
+	size_t done;
+	ssize_t w;
+	int i;
+
+	if (PB.n == 0)
+		return;
+	w = writev(c->pfd, PB.v, PB.n);
+	if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		log_info(c->id, "peer write: %s", strerror(errno));
+		c->flags |= F_PEOF | F_PSHUT;
+		PB.n = 0;
+		PB.bytes = 0;
+		return;
+	}
+	if (w > 0)
+		c->last_write = loop_now();
+	done = w > 0 ? (size_t)w : 0;
+	for (i = 0; i < PB.n; i++) {
+		size_t l = PB.v[i].iov_len;
+		if (done >= l) {
+			done -= l;
+			continue;
+		}
+		put_pout(c, (uint8_t *)PB.v[i].iov_base + done, l - done);
+		done = 0;
+	}
+	PB.n = 0;
+	PB.bytes = 0;
+}
+
+static void to_peer_batched(conn *c, const uint8_t *p, size_t n)
+{
+	if (c->flags & F_PSHUT)
+		return;
+	if (PB.n == BATCH_IOV)
+		batch_flush(c);
+	if (c->pout.len > 0 || (c->flags & F_PSHUT)) {
+		if (!(c->flags & F_PSHUT))
+			put_pout(c, p, n);
+		return;
+	}
+	PB.v[PB.n].iov_base = (void *)p;
+	PB.v[PB.n].iov_len = n;
+	PB.n++;
+	PB.bytes += n;
+	/* Small frames are what batching is for; big ones go on at once
+	 * so the peer starts working while we decode the rest. */
+	if (PB.bytes >= 16384)
+		batch_flush(c);
 }
 
 static void on_data(conn *c, const ws_event *ev)
@@ -1065,7 +1121,7 @@ static void on_data(conn *c, const ws_event *ev)
 	}
 	c->c2p += ev->len;
 	if (ev->len)
-		to_peer(c, ev->data, ev->len);
+		to_peer_batched(c, ev->data, ev->len);
 }
 
 /* How much payload the decoder may hand us now. */
@@ -1076,12 +1132,24 @@ static size_t client_room(conn *c)
 	if (peer_is_dgram(c->pkind))
 		return (c->flags & F_DGRAM_READY) ? 0 :
 		    c->pout.size - c->pout.len;
+	/* Batched bytes may end up in pout: count them as used. */
 	if (c->pout.area == NULL)
-		return c->pout.size;
-	return buf_room(&c->pout);
+		return c->pout.size - PB.bytes;
+	return c->pout.size - c->pout.len - PB.bytes;
 }
 
+static void decode_frames(conn *c);
+
 static void decode_client(conn *c)
+{
+	decode_frames(c);
+	if (PB.n && c->state != ST_DONE)
+		batch_flush(c);
+	PB.n = 0;
+	PB.bytes = 0;
+}
+
+static void decode_frames(conn *c)
 {
 	while (c->in.len > 0 && !(c->flags & F_CRD_DONE) &&
 	    c->state == ST_OPEN) {
@@ -1470,6 +1538,16 @@ static int client_read(conn *c)
 		n = c_read(c, buf_tail(&c->in), buf_room(&c->in));
 		if (n > 0)
 			buf_commit(&c->in, (size_t)n);
+		/* TLS hands out one record per read: take what it already
+		 * holds, so one pass decodes (and writes) many frames. */
+		for (int i = 0; i < 32 && n > 0 && c->tls &&
+		    tls_pending(c->tls) > 0 && buf_room(&c->in) > 0; i++) {
+			n = c_read(c, buf_tail(&c->in), buf_room(&c->in));
+			if (n > 0)
+				buf_commit(&c->in, (size_t)n);
+			else if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				n = 1;   /* what we have is enough for now */
+		}
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		if (n < 0 && c->state != ST_RESPOND) {

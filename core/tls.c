@@ -120,6 +120,14 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 	ssize_t n;
 	size_t m;
 
+	if (!t->cork && t->rlen == 0) {
+		/* Without batching (the client relays), read exactly what
+		 * GnuTLS asks for: the rest stays visible to poll(). */
+		n = recv(t->fd, data, len, 0);
+		if (n < 0)
+			gnutls_transport_set_errno(t->s, errno);
+		return n;
+	}
 	if (t->rlen == 0) {
 		if (t->rbuf == NULL &&
 		    (t->rbuf = bufpool_get(TLS_RBUF)) == NULL) {
@@ -1168,10 +1176,28 @@ ssize_t tls_write(tls_conn *t, const void *data, size_t n, int *want)
 	return -1;
 }
 
+/*
+ * Decrypted bytes, plus read-ahead bytes when they hold a whole record:
+ * GnuTLS takes a record's header, then its body, so the read-ahead starts
+ * on a record boundary whenever it is not empty.  A partial record is not
+ * "pending": the rest comes with the next readable event, and counting it
+ * would make the caller spin.
+ */
 size_t tls_pending(tls_conn *t)
 {
-	return t->done && !t->dead ? gnutls_record_check_pending(t->s) +
-	    t->rlen : 0;
+	size_t n, rec;
+	const uint8_t *h;
+
+	if (!t->done || t->dead)
+		return 0;
+	n = gnutls_record_check_pending(t->s);
+	if (t->rlen >= 5) {
+		h = t->rbuf + t->roff;
+		rec = 5 + ((size_t)h[3] << 8 | h[4]);
+		if (t->rlen >= rec)
+			n += t->rlen;
+	}
+	return n;
 }
 
 void tls_set_cork(tls_conn *t, int on)

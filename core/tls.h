@@ -79,7 +79,10 @@ ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want);
 size_t tls_pending(tls_conn *t);
 
 /*
- * Corking (the server turns it on): tls_write() takes all of buf as one
+ * Batching (the server turns it on): reads take up to 32 KiB from the
+ * socket at once and serve GnuTLS from that (tls_pending() counts whole
+ * records held there, which poll() cannot see), and
+ * corking: tls_write() takes all of buf as one
  * batch of records sent with as few system calls as possible, and never
  * asks for a retry with the same bytes; when the socket is full, the rest
  * of the batch is kept, tls_write_pending() says so, and tls_flush() (on
