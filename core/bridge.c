@@ -982,11 +982,11 @@ static void stall_check(void *arg)
 	conn *c = arg;
 	uint64_t idle = loop_now() - c->last_write;
 
-	if (c->out.len == 0 && c->pout.len == 0)
+	if (!out_pending(c) && c->pout.len == 0)
 		return;
 	if (idle >= B.cfg->send_timeout_ms) {
 		log_info(c->id, "%s took nothing for %llu ms: closing",
-		    c->out.len ? "client" : "peer",
+		    out_pending(c) ? "client" : "peer",
 		    (unsigned long long)idle);
 		conn_close(c);
 		return;
@@ -1459,7 +1459,7 @@ static void progress_open(conn *c)
 		pev |= LOOP_WRITE;
 	if (c->tls && c->out.len && flush_out(c) < 0)
 		return;
-	if ((c->out.len || c->pout.len) && !loop_timer_armed(&c->stall)) {
+	if ((out_pending(c) || c->pout.len) && !loop_timer_armed(&c->stall)) {
 		c->last_write = loop_now();
 		loop_timer_set(&c->stall, B.cfg->send_timeout_ms);
 	}
