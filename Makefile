@@ -24,8 +24,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += $(EXTRA_CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS) \
-	   -DWSY_VERSION='"$(VERSION)"' -DWSY_PLUGINDIR='"$(PLUGINDIR)"'
+CFLAGS  += $(EXTRA_CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -ldl
 
 BUILD   ?= build
@@ -107,7 +106,7 @@ fuzz: deps
 		EXTRA_CFLAGS=-fsanitize=fuzzer-no-link build/fuzz/san/libwsy.a
 	@mkdir -p build/fuzz/bin
 	@for n in $(FUZZ_NAMES); do \
-		clang $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		clang $(filter-out -MMD -MP,$(CFLAGS)) -include build/fuzz/san/config.h -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 			-o build/fuzz/bin/fuzz_$$n tests/fuzz/fuzz_$$n.c \
 			build/fuzz/san/libwsy.a $(LDLIBS) || exit 1; \
 		mkdir -p build/fuzz/corpus/$$n; \
@@ -126,9 +125,20 @@ $(B)/libwsy.a: $(CORE_OBJ)
 $(B)/websocksy: $(MAIN_OBJ) $(B)/libwsy.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/%.o: %.c
+# Build-time settings live in one generated header, rewritten only when
+# they change: `make PREFIX=/usr install` after a plain `make` rebuilds what
+# depends on the plugin directory instead of installing a binary that looks
+# for its plugins under the old prefix.
+$(B)/config.h: FORCE
+	@mkdir -p $(B)
+	@printf '#define WSY_VERSION "%s"\n#define WSY_PLUGINDIR "%s"\n' \
+		'$(VERSION)' '$(PLUGINDIR)' > $@.tmp
+	@cmp -s $@.tmp $@ || mv $@.tmp $@
+	@rm -f $@.tmp
+
+$(B)/%.o: %.c $(B)/config.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) -include $(B)/config.h -c -o $@ $<
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libwsy.a
 	@mkdir -p $(dir $@)
@@ -196,5 +206,5 @@ install-extra::
 test-extra::
 include $(wildcard mk/*.mk)
 
-.PHONY: bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
+.PHONY: FORCE bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)
