@@ -88,7 +88,11 @@ def build_tools():
         os.makedirs(BENCH, exist_ok=True)
         cc = os.environ.get("CC", "cc")
         print("building %s" % path, flush=True)
-        r = subprocess.run([cc, "-O2", "-D_GNU_SOURCE", "-o", path, src, "-lm"],
+        # loadgen speaks TLS through GnuTLS (as the Makefile links it).
+        libs = subprocess.run(["pkg-config", "--cflags", "--libs", "gnutls"],
+                              capture_output=True, text=True).stdout.split()
+        r = subprocess.run([cc, "-O2", "-D_GNU_SOURCE", "-o", path, src]
+                           + libs + ["-lm"],
                            capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             sys.exit("cannot build %s:\n%s" % (path, r.stderr))
