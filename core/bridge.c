@@ -422,6 +422,9 @@ static void fail(conn *c, int code, const char *why)
 {
 	log_info(c->id, "closing with %d: %s", code, why);
 	c->flags |= F_FAIL | F_CRD_DONE;
+	/* An unfinished datagram is not data the peer can ever get. */
+	if (peer_is_dgram(c->pkind) && !(c->flags & F_DGRAM_READY))
+		c->pout.len = c->pout.off = 0;
 	close_deadline(c);
 	end_session(c, code);
 	send_close(c, code, why);
@@ -1399,9 +1402,11 @@ static void progress_close(conn *c)
 	}
 	if (c->state == ST_DONE)
 		return;
+	/* Even after a protocol error, what the client sent before it is
+	 * delivered to the peer first (bounded by the close deadline). */
 	if ((c->flags & F_CLOSE_SENT) && !out_pending(c) &&
-	    (client_done || (c->flags & F_FAIL)) &&
-	    (c->pout.len == 0 || (c->flags & F_FAIL))) {
+	    (client_done || (c->flags & F_FAIL)) && c->pout.len == 0 &&
+	    !(c->flags & F_DGRAM_READY)) {
 		if (c->flags & F_CEOF)
 			log_info(c->id, "closed: client left without a close "
 			    "frame, %llu bytes in, %llu bytes out",
@@ -1542,11 +1547,12 @@ static int client_read(conn *c)
 		 * holds, so one pass decodes (and writes) many frames. */
 		for (int i = 0; i < 32 && n > 0 && c->tls &&
 		    tls_pending(c->tls) > 0 && buf_room(&c->in) > 0; i++) {
-			n = c_read(c, buf_tail(&c->in), buf_room(&c->in));
-			if (n > 0)
+			ssize_t m = c_read(c, buf_tail(&c->in),
+			    buf_room(&c->in));
+			if (m < 0 && (errno == EAGAIN || errno == EINTR))
+				break;   /* the rest comes with the next event */
+			if ((n = m) > 0)
 				buf_commit(&c->in, (size_t)n);
-			else if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				n = 1;   /* what we have is enough for now */
 		}
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
