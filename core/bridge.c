@@ -367,9 +367,8 @@ static int send_client(conn *c, const uint8_t *hdr, size_t hlen,
 	} else {
 		buf_put(&c->out, data + (done - hlen), total - done);
 	}
-	/* TLS: one record per flush, header and payload together. */
-	if (c->tls && c->out.len >= 16384)
-		return flush_out(c);
+	/* TLS: out is flushed at the end of the pass (progress_open), so
+	 * the frames of one pass leave in as few sends as wbuf allows. */
 	return 0;
 }
 
@@ -1096,9 +1095,9 @@ static void to_peer_batched(conn *c, const uint8_t *p, size_t n)
 	PB.v[PB.n].iov_len = n;
 	PB.n++;
 	PB.bytes += n;
-	/* Small frames are what batching is for; big ones go on at once
-	 * so the peer starts working while we decode the rest. */
-	if (PB.bytes >= 16384)
+	/* Small frames are what batching is for; past 64 KiB (a loopback
+	 * segment) the peer starts working while we decode the rest. */
+	if (PB.bytes >= (c->tls ? 65536u : 16384u))
 		batch_flush(c);
 }
 

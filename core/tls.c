@@ -101,7 +101,10 @@ struct tls_conn {
 	uint8_t *rbuf;			/* from the buffer pool, NULL if empty */
 	size_t roff, rlen;
 	int cork;			/* tls_set_cork(): batch records */
-	int uncork_pending;		/* corked records still to send */
+	int gather;			/* tls_write(): push into wbuf */
+	int queued;			/* pushed behind wbuf outside it */
+	uint8_t *wbuf;			/* records to send, NULL if empty */
+	size_t woff, wlen;
 };
 
 /*
@@ -112,7 +115,7 @@ struct tls_conn {
  * as soon as it is empty, so an idle session holds none.  Bytes in it are
  * invisible to poll(): tls_pending() counts them.
  */
-#define TLS_RBUF 32768
+#define TLS_RBUF 131072
 
 static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
@@ -171,13 +174,97 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 	return r < 0 ? -1 : r > 0;
 }
 
+/*
+ * Sending.  Without batching every record GnuTLS makes goes out with its
+ * own sendmsg().  With batching, tls_write() turns on "gather": the
+ * records go into wbuf (from the pool) and leave with one send() per
+ * TLS_WBUF bytes, as plain writes of the same bytes would.  Anything
+ * GnuTLS sends while wbuf holds bytes (an alert, close_notify, a key
+ * update) is queued behind them, so the order on the wire is kept.
+ */
+#define TLS_WBUF 65536
+#define TLS_REC_MAX (16384 + 256)	/* a record and its overhead */
+
+static size_t iov_total(const giovec_t *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/* Send what wbuf holds.  Returns 0 when it is empty, -1 with errno. */
+static int wflush(tls_conn *t)
+{
+	ssize_t n;
+
+	while (t->wlen > 0) {
+		n = send(t->fd, t->wbuf + t->woff, t->wlen, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		t->woff += (size_t)n;
+		t->wlen -= (size_t)n;
+	}
+	if (t->wbuf != NULL) {
+		bufpool_put(t->wbuf, TLS_WBUF);
+		t->wbuf = NULL;
+	}
+	t->woff = 0;
+	return 0;
+}
+
+/* Room at wbuf's tail for n more bytes (moving its data to the front or
+ * taking a buffer from the pool)?  1 yes, 0 no, -1 out of memory. */
+static int wroom(tls_conn *t, size_t n)
+{
+	if (t->wbuf == NULL) {
+		if (n > TLS_WBUF)
+			return 0;
+		if ((t->wbuf = bufpool_get(TLS_WBUF)) == NULL)
+			return -1;
+		t->woff = t->wlen = 0;
+	}
+	if (t->wlen + n > TLS_WBUF)
+		return 0;
+	if (t->woff + t->wlen + n > TLS_WBUF) {
+		memmove(t->wbuf, t->wbuf + t->woff, t->wlen);
+		t->woff = 0;
+	}
+	return 1;
+}
+
 static ssize_t vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov,
     int iovcnt)
 {
 	tls_conn *t = ptr;
 	struct msghdr mh;
+	size_t total = iov_total(iov, iovcnt);
 	ssize_t n;
+	int r;
 
+	if (t->gather || t->wlen > 0) {
+		if ((r = wroom(t, total)) == 0 && wflush(t) == 0)
+			r = t->gather ? wroom(t, total) : 0;
+		if (r < 0)
+			errno = ENOMEM;
+		if (r > 0) {
+			for (int i = 0; i < iovcnt; i++) {
+				memcpy(t->wbuf + t->woff + t->wlen,
+				    iov[i].iov_base, iov[i].iov_len);
+				t->wlen += iov[i].iov_len;
+			}
+			t->queued |= !t->gather;
+			return (ssize_t)total;
+		}
+		if (t->wlen > 0 || r < 0) {
+			gnutls_transport_set_errno(t->s, errno);
+			return -1;
+		}
+	}
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = (struct iovec *)(void *)iov;
 	mh.msg_iovlen = (size_t)iovcnt;
@@ -1049,7 +1136,7 @@ static int flush_alert(tls_conn *t)
 	return ret < 0 ? ret : 0;
 }
 
-ssize_t tls_read(tls_conn *t, void *data, size_t n, int *want)
+static ssize_t read_records(tls_conn *t, void *data, size_t n, int *want)
 {
 	ssize_t r;
 	int i, ret;
@@ -1107,28 +1194,79 @@ ssize_t tls_read(tls_conn *t, void *data, size_t n, int *want)
 	return -1;
 }
 
-/* Send what corking batched.  Returns 0 (done), or -1 with *want. */
-static int uncork(tls_conn *t, int *want)
+/* What GnuTLS sent while reading (an alert, a key update) may wait
+ * behind wbuf: send it now, best effort (a full socket keeps it for
+ * tls_flush()). */
+ssize_t tls_read(tls_conn *t, void *data, size_t n, int *want)
 {
-	int r = gnutls_record_uncork(t->s, 0);
+	ssize_t r = read_records(t, data, n, want);
 
-	if (r >= 0) {
-		t->uncork_pending = 0;
-		return 0;
+	if (t->queued) {
+		t->queued = 0;
+		(void)wflush(t);
 	}
-	t->uncork_pending = 1;
-	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-		*want = want_dir(t);
-	else
-		*want = conn_fail(t, r);
-	return -1;
+	return r;
+}
+
+/* The socket failed under wbuf: the session is over. */
+static int send_fail(tls_conn *t, int e)
+{
+	t->dead = 1;
+	snprintf(t->err, sizeof(t->err), "send: %s", strerror(e));
+	return TLS_ERR;
 }
 
 ssize_t tls_flush(tls_conn *t, int *want)
 {
-	if (!t->uncork_pending)
+	if (t->dead) {
+		*want = TLS_ERR;
+		return -1;
+	}
+	if (wflush(t) == 0)
 		return 0;
-	return uncork(t, want) < 0 ? -1 : 0;
+	*want = errno == EAGAIN || errno == EWOULDBLOCK ? TLS_WANT_WRITE :
+	    send_fail(t, errno);
+	return -1;
+}
+
+/* Batched: records of data go into wbuf while it has room for one more,
+ * sent whenever it fills and once at the end.  What is taken is ours
+ * even if the socket is full (tls_write_pending(), tls_flush()). */
+static ssize_t write_gather(tls_conn *t, const uint8_t *data, size_t n,
+    int *want)
+{
+	size_t done = 0;
+	ssize_t r = 0;
+	int room;
+
+	t->gather = 1;
+	while (done < n) {
+		if ((room = wroom(t, TLS_REC_MAX)) == 0 && wflush(t) == 0)
+			room = wroom(t, TLS_REC_MAX);
+		if (room <= 0) {
+			r = room < 0 ? GNUTLS_E_MEMORY_ERROR : 0;
+			break;
+		}
+		r = gnutls_record_send(t->s, data + done,
+		    n - done > 16384 ? 16384 : n - done);
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+	}
+	t->gather = 0;
+	if (r < 0) {
+		*want = conn_fail(t, (int)r);
+		return -1;
+	}
+	if (wflush(t) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		*want = send_fail(t, errno);
+		return -1;
+	}
+	if (done == 0) {
+		*want = TLS_WANT_WRITE;
+		return -1;
+	}
+	return (ssize_t)done;
 }
 
 ssize_t tls_write(tls_conn *t, const void *data, size_t n, int *want)
@@ -1144,28 +1282,8 @@ ssize_t tls_write(tls_conn *t, const void *data, size_t n, int *want)
 		*want = ret > 0 ? TLS_WANT_WRITE : conn_fail(t, ret);
 		return -1;
 	}
-	if (t->cork) {
-		/* Every record of data in one corked batch, sent together;
-		 * what GnuTLS took is ours no more, even if the socket is
-		 * full: the batch goes out with tls_flush(). */
-		size_t done = 0;
-
-		if (t->uncork_pending && uncork(t, want) < 0)
-			return -1;
-		gnutls_record_cork(t->s);
-		while (done < n) {
-			r = gnutls_record_send(t->s, (const uint8_t *)data + done,
-			    n - done > 16384 ? 16384 : n - done);
-			if (r <= 0)
-				break;
-			done += (size_t)r;
-		}
-		if (uncork(t, want) < 0 && t->dead)
-			return -1;
-		if (done == 0 && t->uncork_pending)
-			return -1;
-		return (ssize_t)done;
-	}
+	if (t->cork)
+		return write_gather(t, data, n, want);
 	r = gnutls_record_send(t->s, data, n);
 	if (r >= 0)
 		return r;
@@ -1207,7 +1325,7 @@ void tls_set_cork(tls_conn *t, int on)
 
 int tls_write_pending(tls_conn *t)
 {
-	return t->uncork_pending;
+	return t->wlen > 0;
 }
 
 
@@ -1218,6 +1336,7 @@ void tls_bye(tls_conn *t)
 	t->bye = 1;
 	/* Best effort: a full socket just loses the close_notify. */
 	(void)gnutls_bye(t->s, GNUTLS_SHUT_WR);
+	(void)wflush(t);
 }
 
 void tls_free(tls_conn *t)
@@ -1227,6 +1346,8 @@ void tls_free(tls_conn *t)
 	gnutls_deinit(t->s);
 	if (t->rbuf)
 		bufpool_put(t->rbuf, TLS_RBUF);
+	if (t->wbuf)
+		bufpool_put(t->wbuf, TLS_WBUF);
 	server_unref(t->srv);
 	client_unref(t->cli);
 	free(t->sni);

@@ -286,6 +286,118 @@ static void test_basic(void)
 	tls_server_free(srv);
 }
 
+/*
+ * Batching (what the server turns on): records gathered into one send,
+ * taken even when the socket is full (then tls_write_pending() and
+ * tls_flush()), read-ahead counted by tls_pending(), and a close_notify
+ * queued behind unsent records arriving after them.
+ */
+static void test_batching(void)
+{
+	tls_server *srv = server(CERTS "localhost.pem", CERTS "localhost.key",
+	    NULL, NULL);
+	tls_client *cli = client("localhost", "http/1.1", CERTS "ca.pem",
+	    NULL, 0, 0);
+	size_t n = 4 << 20, sent = 0, got = 0, i;
+	unsigned char *src = malloc(n), *dst = malloc(n);
+	int want, pending_seen = 0, spins = 0, eof = 0;
+	ssize_t r;
+	side s, c;
+
+	for (i = 0; i < n; i++)
+		src[i] = (unsigned char)(i * 13 + i / 509);
+	start(srv, cli, &s, &c);
+	CHECK_EQ(s.rc, 1);
+	tls_set_cork(s.t, 1);
+	CHECK_EQ(tls_write_pending(s.t), 0);
+
+	/* Nobody reads: the socket fills, the last batch stays with us. */
+	while (sent < n && spins++ < 10000) {
+		r = tls_write(s.t, src + sent, n - sent, &want);
+		if (r < 0) {
+			CHECK_EQ(want, TLS_WANT_WRITE);
+			break;
+		}
+		CHECK(r > 0);
+		sent += (size_t)r;
+	}
+	CHECK(sent > 0 && sent < n);
+	CHECK_EQ(tls_write_pending(s.t), 1);
+	CHECK_EQ(tls_flush(s.t, &want), -1);
+	CHECK_EQ(want, TLS_WANT_WRITE);
+
+	/* The client drains; flushes and writes go on; all of it arrives
+	 * in order. */
+	spins = 0;
+	while (got < n && spins++ < 100000) {
+		r = drain(c.t, dst + got, n - got);
+		if (r < 0)
+			break;
+		got += (size_t)r;
+		if (tls_write_pending(s.t)) {
+			pending_seen++;
+			if (tls_flush(s.t, &want) < 0)
+				CHECK_EQ(want, TLS_WANT_WRITE);
+		} else if (sent < n) {
+			r = tls_write(s.t, src + sent, n - sent, &want);
+			if (r > 0)
+				sent += (size_t)r;
+		}
+	}
+	CHECK_EQ(got, n);
+	CHECK(memcmp(src, dst, n) == 0);
+	CHECK(pending_seen > 0);
+
+	/* Fill again, then close_notify: it must come after the data. */
+	sent = got = 0;
+	while (sent < n) {
+		r = tls_write(s.t, src + sent, n - sent, &want);
+		if (r < 0)
+			break;
+		sent += (size_t)r;
+	}
+	CHECK_EQ(tls_write_pending(s.t), 1);
+	tls_bye(s.t);
+	spins = 0;
+	while (!eof && spins++ < 100000) {
+		r = tls_read(c.t, dst + got, n - got, &want);
+		if (r > 0)
+			got += (size_t)r;
+		else if (r == 0)
+			eof = 1;
+		else if (want == TLS_ERR)
+			break;
+		else if (tls_write_pending(s.t))
+			(void)tls_flush(s.t, &want);
+	}
+	CHECK_EQ(eof, 1);
+	CHECK_EQ(got, sent);
+	CHECK(memcmp(src, dst, got) == 0);
+	CHECK_EQ(tls_write_pending(s.t), 0);
+	pair_free(&s, &c);
+
+	/* Read-ahead: many records from one recv, all counted pending. */
+	start(srv, cli, &s, &c);
+	tls_set_cork(s.t, 1);
+	for (i = 0; i < 4; i++)
+		CHECK_EQ(tls_write(c.t, src, 1000, &want), 1000);
+	r = -1;
+	for (i = 0; i < 100 && r < 0; i++)
+		r = tls_read(s.t, dst, 1000, &want);
+	CHECK_EQ(r, 1000);
+	CHECK_EQ(tls_pending(s.t), 3 * (1000 + 22));
+	CHECK_EQ(drain(s.t, dst, n), 3000);
+	CHECK_EQ(tls_pending(s.t), 0);
+	CHECK_EQ(transfer(c.t, s.t, 1 << 20), 0);
+	CHECK_EQ(transfer(s.t, c.t, 1 << 20), 0);
+	pair_free(&s, &c);
+
+	free(src);
+	free(dst);
+	tls_client_free(cli);
+	tls_server_free(srv);
+}
+
 static void test_sni(void)
 {
 	tls_server *srv = server(CERTS "localhost.pem", CERTS "localhost.key",
@@ -769,6 +881,7 @@ static void test_renegotiation(void)
 int main(void)
 {
 	test_basic();
+	test_batching();
 	test_sni();
 	test_alpn();
 	test_selfsigned();
