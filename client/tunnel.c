@@ -61,7 +61,6 @@ typedef struct tun {
 	char lname[64];
 	peer_conn *pc;
 	tls_conn *tls;
-	size_t tls_wlen;          /* length of a tls_write to retry */
 	buf rout, rin, lout;
 	ws_decoder dec;
 	uint8_t conn_key[4];      /* mask=fixed */
@@ -163,8 +162,9 @@ static ssize_t r_read(tun *t, void *p, size_t n)
 	return r;
 }
 
-/* GnuTLS wants a retry with the same bytes after a WANT: remember the
- * length tried so that data appended meanwhile does not change it. */
+/* TLS sessions batch (tls_set_cork): a write takes what it returns even
+ * if the socket is full; the rest of its records wait in the session
+ * (rout_pending) and leave with r_flush(). */
 static ssize_t r_write(tun *t, const void *p, size_t n)
 {
 	ssize_t r;
@@ -172,16 +172,28 @@ static ssize_t r_write(tun *t, const void *p, size_t n)
 
 	if (t->tls == NULL)
 		return send(t->rfd, p, n, MSG_NOSIGNAL);
-	if (t->tls_wlen)
-		n = t->tls_wlen;
 	r = tls_write(t->tls, p, n, &want);
-	if (r < 0) {
+	if (r < 0)
 		errno = want == TLS_ERR ? EPIPE : EAGAIN;
-		t->tls_wlen = want == TLS_ERR ? 0 : n;
-	} else {
-		t->tls_wlen = 0;
-	}
 	return r;
+}
+
+static ssize_t r_flush(tun *t)
+{
+	int want;
+
+	if (t->tls == NULL || !tls_write_pending(t->tls))
+		return 0;
+	if (tls_flush(t->tls, &want) == 0)
+		return 0;
+	errno = want == TLS_ERR ? EPIPE : EAGAIN;
+	return -1;
+}
+
+/* Bytes for the remote still with us. */
+static int rout_pending(tun *t)
+{
+	return t->rout.len > 0 || (t->tls && tls_write_pending(t->tls));
 }
 
 static int remote_readable(tun *t)
@@ -379,9 +391,12 @@ static int write_remote(tun *t)
 {
 	ssize_t n;
 
-	if (t->rout.len == 0 || (t->flags & (F_RWBLOCK | F_RSHUT)))
+	if (!rout_pending(t) || (t->flags & (F_RWBLOCK | F_RSHUT)))
 		return 0;
-	n = r_write(t, buf_data(&t->rout), t->rout.len);
+	if ((n = r_flush(t)) == 0 && t->rout.len == 0)
+		return 1;       /* the last records left */
+	if (n == 0)
+		n = r_write(t, buf_data(&t->rout), t->rout.len);
 	if (n > 0) {
 		buf_consume(&t->rout, (size_t)n);
 		return 1;
@@ -421,7 +436,10 @@ static int read_remote(tun *t)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		if (errno == EAGAIN)
 			t->flags &= ~F_RREADY;
-		return 0;
+		/* GnuTLS stops after a post-handshake message (a session
+		 * ticket) even with records read ahead, which poll() will
+		 * never report: go again while whole records are there. */
+		return t->tls && tls_pending(t->tls) > 0;
 	}
 	if (n < 0)
 		log_info(t->id, "remote read: %s", r_error(t));
@@ -537,7 +555,7 @@ static void close_rules_ws(tun *t)
 		t->flags |= F_LSHUT;
 	}
 	/* our close answer is on its way, or the remote is gone */
-	if (!(t->flags & F_LSHUT) || (!(f & F_REOF) && t->rout.len))
+	if (!(t->flags & F_LSHUT) || (!(f & F_REOF) && rout_pending(t)))
 		return;
 	if (t->flags & F_LEOF)
 		tun_close(t);
@@ -547,7 +565,7 @@ static void close_rules_ws(tun *t)
 
 static void close_rules_raw(tun *t)
 {
-	if ((t->flags & F_LEOF) && t->rout.len == 0 &&
+	if ((t->flags & F_LEOF) && !rout_pending(t) &&
 	    !(t->flags & F_RSHUT)) {
 		if (t->tls)
 			tls_bye(t->tls);
@@ -620,6 +638,7 @@ static void tls_step(tun *t)
 	    tls_version(t->tls) : "?", tls_alpn(t->tls) ? tls_alpn(t->tls) :
 	    "none");
 	t->flags |= F_RREADY;
+	tls_set_cork(t->tls, 1);
 	if (!ws_mode())
 		open_relay(t);
 	else if (send_request(t) < 0)
@@ -637,7 +656,7 @@ static void set_events(tun *t)
 		lev |= LOOP_WRITE;
 	if (t->state >= ST_UPGRADE && !(t->flags & F_REOF) && buf_room(rb))
 		rev |= LOOP_READ;
-	if (t->rout.len && !(t->flags & F_RSHUT))
+	if (rout_pending(t) && !(t->flags & F_RSHUT))
 		rev |= LOOP_WRITE;
 	loop_events(t->lfd, lev);
 	loop_events(t->rfd, rev);

@@ -1345,8 +1345,9 @@ static void progress_respond(conn *c)
 		 * response is not lost to a reset (lingering close). */
 		c->flags |= F_RESP_SHUT;
 		shutdown(c->cfd, SHUT_WR);
-		loop_timer_set(&c->timer, 2000 < B.cfg->close_timeout_ms ?
-		    2000 : B.cfg->close_timeout_ms);
+		loop_timer_set(&c->timer, B.cfg->response_linger_ms <
+		    B.cfg->close_timeout_ms ? B.cfg->response_linger_ms :
+		    B.cfg->close_timeout_ms);
 	}
 	if ((c->flags & F_RESP_SHUT) && (c->flags & F_CEOF)) {
 		conn_close(c);

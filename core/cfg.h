@@ -43,6 +43,8 @@ typedef struct wsy_config {
 	char ws_path[1024];          /* required path ("" = any) */
 	uint64_t peer_close_linger_ms; /* after peer EOF, wait for the
 	                              * client's close this long */
+	uint64_t response_linger_ms; /* after an HTTP response, read and
+	                              * discard this long before closing */
 	int tunnel;                  /* configured by a tunnel option string */
 	int tunnel_mux;              /* ... with mux: the kcp-mux framing */
 	/* KCP-mux over UDP (the [kcp] section, or kcp-* keys) */

@@ -183,7 +183,9 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
  * update) is queued behind them, so the order on the wire is kept.
  */
 #define TLS_WBUF 65536
-#define TLS_REC_MAX (16384 + 256)	/* a record and its overhead */
+/* Room kept free for one record_send(): its record and its overhead,
+ * and whatever GnuTLS may send with it (a key update). */
+#define TLS_SEND_ROOM (2 * (16384 + 256))
 
 static size_t iov_total(const giovec_t *iov, int iovcnt)
 {
@@ -1237,12 +1239,14 @@ static ssize_t write_gather(tls_conn *t, const uint8_t *data, size_t n,
 {
 	size_t done = 0;
 	ssize_t r = 0;
-	int room;
+	int room, sent = 1;
 
 	t->gather = 1;
 	while (done < n) {
-		if ((room = wroom(t, TLS_REC_MAX)) == 0 && wflush(t) == 0)
-			room = wroom(t, TLS_REC_MAX);
+		if ((room = wroom(t, TLS_SEND_ROOM)) == 0) {
+			if ((sent = wflush(t) == 0))
+				room = wroom(t, TLS_SEND_ROOM);
+		}
 		if (room <= 0) {
 			r = room < 0 ? GNUTLS_E_MEMORY_ERROR : 0;
 			break;
@@ -1258,7 +1262,10 @@ static ssize_t write_gather(tls_conn *t, const uint8_t *data, size_t n,
 		*want = conn_fail(t, (int)r);
 		return -1;
 	}
-	if (wflush(t) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+	/* One send for what the loop gathered (none if the socket just
+	 * said it is full). */
+	if ((!sent || wflush(t) < 0) && errno != EAGAIN &&
+	    errno != EWOULDBLOCK) {
 		*want = send_fail(t, errno);
 		return -1;
 	}

@@ -79,15 +79,16 @@ ssize_t tls_write(tls_conn *t, const void *buf, size_t n, int *want);
 size_t tls_pending(tls_conn *t);
 
 /*
- * Batching (the server turns it on): reads take up to 32 KiB from the
- * socket at once and serve GnuTLS from that (tls_pending() counts whole
- * records held there, which poll() cannot see), and
- * corking: tls_write() takes all of buf as one
- * batch of records sent with as few system calls as possible, and never
- * asks for a retry with the same bytes; when the socket is full, the rest
- * of the batch is kept, tls_write_pending() says so, and tls_flush() (on
- * the next writable event) sends it (0, or -1 with *want).  While a batch
- * is pending, tls_write() first flushes it and takes nothing on WANT.
+ * Batching (the server turns it on).  Reads take up to 128 KiB from the
+ * socket at once and serve GnuTLS from that (tls_pending() counts the
+ * whole records held there, which poll() cannot see).  Writes: tls_write()
+ * turns the bytes into records gathered in a 64 KiB buffer, sent with one
+ * send() each time it fills and once at the end, and never asks for a
+ * retry with the same bytes: what it returns is taken, even when the
+ * socket is full.  The rest then waits in the buffer, tls_write_pending()
+ * says so, and tls_flush() (on the next writable event) sends it (0, or
+ * -1 with *want).  While it waits, tls_write() only takes what still fits.
+ * Alerts and close_notify queue behind it, so the order holds.
  */
 void tls_set_cork(tls_conn *t, int on);
 int tls_write_pending(tls_conn *t);

@@ -64,7 +64,7 @@
 #define TLS_REC		16384		/* plaintext per TLS record */
 #define TLS_RA		(128 * 1024)	/* TLS read-ahead */
 #define TLS_WB		(128 * 1024)	/* TLS records gathered for a send */
-#define TLS_REC_MAX	(TLS_REC + 256)	/* a record with its overhead */
+#define TLS_REC_MAX	(2 * (TLS_REC + 256))	/* a record, overhead, key update */
 
 enum mode { M_TCP, M_WS };
 enum workload { W_BULK, W_PINGPONG, W_HANDSHAKES, W_IDLE };
@@ -156,6 +156,7 @@ static uint8_t		 rbuf[CHUNK];
 static uint64_t		 rng_state;
 static volatile sig_atomic_t	got_term;
 static const char	*last_error = "";
+static const char	*tls_cipher = "";	/* as negotiated, for the report */
 static gnutls_certificate_credentials_t	xcred;
 static struct conn	**pend, **pend_run;	/* pending TLS plaintext */
 static int		 npend;
@@ -531,10 +532,6 @@ tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 
 	for (i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
-	if (!c->gather && c->twb_len > 0 && tls_wflush(c) < 0) {
-		gnutls_transport_set_errno(c->sess, errno);
-		return -1;
-	}
 	if (c->gather && c->twb_off + c->twb_len + total <= TLS_WB) {
 		for (i = 0; i < iovcnt; i++) {
 			memcpy(c->twb + c->twb_off + c->twb_len,
@@ -542,6 +539,11 @@ tls_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 			c->twb_len += iov[i].iov_len;
 		}
 		return (ssize_t)total;
+	}
+	/* Nothing may overtake what twb holds. */
+	if (c->twb_len > 0 && (c->gather || tls_wflush(c) < 0)) {
+		gnutls_transport_set_errno(c->sess, c->gather ? EAGAIN : errno);
+		return -1;
 	}
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = (struct iovec *)(void *)iov;
@@ -1212,6 +1214,11 @@ conn_input(struct conn *c)
 static int
 transport_ready(struct conn *c)
 {
+	const char	*cipher;
+
+	if (c->sess != NULL && tls_cipher[0] == '\0' && (cipher =
+	    gnutls_cipher_get_name(gnutls_cipher_get(c->sess))) != NULL)
+		tls_cipher = cipher;
 	if (O.mode == M_WS) {
 		c->state = S_HS_RECV;
 		if (hs_send(c) == -1) {
@@ -1354,7 +1361,8 @@ json_common(const char *workload, double elapsed)
 	    "\"elapsed\":%.3f,\"connect_errors\":%llu,"
 	    "\"handshake_errors\":%llu,\"protocol_errors\":%llu,"
 	    "\"integrity_errors\":%llu,\"closed_by_server\":%llu,"
-	    "\"timeouts\":%llu,\"frames\":%llu,\"last_error\":\"%s\"",
+	    "\"timeouts\":%llu,\"frames\":%llu,\"last_error\":\"%s\","
+	    "\"cipher\":\"%s\"",
 	    workload, O.mode == M_WS ? "ws" : "tcp", O.tls ? "true" : "false",
 	    O.host, O.port, O.conns,
 	    O.size, O.zero_mask ? "true" : "false", elapsed,
@@ -1362,7 +1370,8 @@ json_common(const char *workload, double elapsed)
 	    (unsigned long long)ST.hs_err, (unsigned long long)ST.proto_err,
 	    (unsigned long long)ST.integrity_err,
 	    (unsigned long long)ST.closed, (unsigned long long)ST.timeouts,
-	    (unsigned long long)ST.frames, last_error);
+	    (unsigned long long)ST.frames, last_error,
+	    tls_cipher);
 }
 
 static int

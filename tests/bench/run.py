@@ -185,16 +185,36 @@ def stop_all():
 
 
 def loadgen(args, timeout):
+    """One loadgen run: its JSON line, plus its own CPU time."""
     argv = [LOADGEN] + [str(a) for a in args]
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         r = subprocess.run(argv, capture_output=True, text=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "last_error": "loadgen timed out"}
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
     if not lines:
         return {"ok": False, "last_error": "no output: " + r.stderr.strip()}
-    return json.loads(lines[-1])
+    out = json.loads(lines[-1])
+    out["loadgen_cpu_s"] = round(ru1.ru_utime - ru0.ru_utime +
+                                 ru1.ru_stime - ru0.ru_stime, 3)
+    return out
+
+
+def aead_speeds():
+    """GB/s per AEAD on one core (tests/bench/aead.c), or {}."""
+    tool = os.path.join(BENCH, "aead")
+    if not os.access(tool, os.X_OK):
+        return {}
+    try:
+        r = subprocess.run([tool, "0.5"], capture_output=True, text=True,
+                           timeout=30)
+        return {k: v for k, v in json.loads(r.stdout).items()
+                if isinstance(v, float)}
+    except (subprocess.TimeoutExpired, ValueError):
+        return {}
 
 
 def proc_kb(pid, field):
@@ -332,7 +352,7 @@ def websocksy_has_tls():
 
 # ---- measurements ----
 
-def measure_target(t, cfg, echo_port):
+def measure_target(t, cfg, echo_port, echo_pid):
     """Every non-idle figure of one target; runs x each, one server."""
     port = free_port()
     res = {}
@@ -359,14 +379,21 @@ def measure_target(t, cfg, echo_port):
     for r in range(cfg.runs):
         for key, args, tmo in jobs:
             c0, w0 = tree_cpu_s(p.pid), time.monotonic()
+            e0 = tree_cpu_s(echo_pid)
             out = loadgen(args, tmo)
             c1, w1 = tree_cpu_s(p.pid), time.monotonic()
+            e1 = tree_cpu_s(echo_pid)
             if out.get("bytes_per_s"):
                 # server CPU per GB echoed, over the whole loadgen run
-                # (connect, warm-up and drain at about the same rate)
+                # (connect, warm-up and drain at about the same rate);
+                # "all": server + load generator + echo peer, i.e. what
+                # the run cost the machine
+                gb = out["bytes_per_s"] * (w1 - w0) / 1e9
                 out["server_cpu_s"] = round(c1 - c0, 3)
-                out["server_cpu_s_per_gb"] = round(
-                    (c1 - c0) / (out["bytes_per_s"] * (w1 - w0) / 1e9), 3)
+                out["echo_cpu_s"] = round(e1 - e0, 3)
+                out["server_cpu_s_per_gb"] = round((c1 - c0) / gb, 3)
+                out["all_cpu_s_per_gb"] = round(
+                    (c1 - c0 + e1 - e0 + out["loadgen_cpu_s"]) / gb, 3)
             res.setdefault(key, []).append(out)
             if not out.get("ok"):
                 note("%s %s run %d: %s" % (t.name, key, r + 1,
@@ -558,6 +585,10 @@ METRICS = [
      1, "lo"),
     ("cpu_64", "server CPU s per GB, bulk 64", "bulk_64",
      "server_cpu_s_per_gb", 1, "lo"),
+    ("acpu_1", "all CPU s per GB, bulk 1", "bulk_1", "all_cpu_s_per_gb",
+     1, "lo"),
+    ("acpu_64", "all CPU s per GB, bulk 64", "bulk_64", "all_cpu_s_per_gb",
+     1, "lo"),
     ("hs", "handshakes/s", "hs", "handshakes_per_s", 1, "hi"),
     ("rss_1k", "RSS per idle conn, 1 000 (B)", None, None, 1, "lo"),
     ("rss_10k", "RSS per idle conn, 10 000 (B)", None, None, 1, "lo"),
@@ -579,7 +610,7 @@ def fmt(v, key):
         return "%.0f" % v
     if key.startswith("pp"):
         return "%.1f" % v
-    if key.startswith("cpu"):
+    if key.startswith("cpu") or key.startswith("acpu"):
         return "%.2f" % v
     return "%.0f" % v
 
@@ -620,6 +651,54 @@ def md_table(head, rows):
     for row in rows:
         out.append("| " + " | ".join(row) + " |")
     return "\n".join(out)
+
+
+def tls_ceiling(fig, raw, aead):
+    """What the cipher alone allows wss/ws to reach in this run.
+
+    Each echoed byte is sealed and opened twice: the load generator seals
+    it, the server opens it, seals it again towards the client, and the
+    load generator opens it.  At s GB/s per core (tests/bench/aead.c;
+    opening costs what sealing does), the server spends at least 2/s CPU
+    seconds per GB more than over ws, and the machine 4/s.  So, with ws
+    costing C CPU s per GB, wss/ws <= C / (C + 2/s) when the server's one
+    core is the limit, and C / (C + 4/s) for the whole machine when all
+    its CPUs are busy (the load generator shares them)."""
+    ciphers = [r.get("cipher") for r in raw.get("websocksy-wss", {}).get(
+        "bulk_64", []) + raw.get("websocksy-wss", {}).get("bulk_1", [])
+        if r.get("cipher")]
+    if not ciphers or ciphers[0] not in aead or not aead[ciphers[0]]:
+        return None
+    cipher = ciphers[0]
+    speed = aead[cipher]
+    w = fig.get("websocksy", {})
+    out = {"cipher": cipher, "gb_per_s": speed}
+    for n in ("1", "64"):
+        cpu, acpu = w.get("cpu_" + n), w.get("acpu_" + n)
+        if cpu:
+            out["server_" + n] = round(cpu / (cpu + 2 / speed), 3)
+        if acpu:
+            out["machine_" + n] = round(acpu / (acpu + 4 / speed), 3)
+    return out
+
+
+def ceiling_lines(ceiling, fig):
+    if not ceiling:
+        return []
+    w, x = fig.get("websocksy", {}), fig.get("websocksy-wss", {})
+
+    def got(k):
+        return ("%.2f" % (x[k] / w[k])) if x.get(k) and w.get(k) else "-"
+
+    def c(k):
+        return ("%.2f" % ceiling[k]) if k in ceiling else "-"
+    return ["wss/ws ceiling set by %s alone (%.2f GB/s per core, sealed "
+            "and opened twice per echoed byte): %s / %s (1 / 64 conns) "
+            "when the server's core is the limit, %s / %s when all CPUs "
+            "are busy; measured %s / %s." % (
+                ceiling["cipher"], ceiling["gb_per_s"], c("server_1"),
+                c("server_64"), c("machine_1"), c("machine_64"),
+                got("bulk_1"), got("bulk_64"))]
 
 
 def check_targets(fig, idle100k):
@@ -797,6 +876,10 @@ def main():
     print("fd limit: %d (hard %d)" % (soft, hard), flush=True)
     tools = ensure_tools(["socat", "haproxy", "websockify"])
 
+    aead = aead_speeds()
+    if aead:
+        print("AEAD, GB/s on one core: %s" % ", ".join(
+            "%s %.2f" % kv for kv in sorted(aead.items())), flush=True)
     echo_port = free_port()
     echo = start([ECHO, str(echo_port)], echo_port, "echo")
     maxconn = max(1000, (soft - 100) // 2)
@@ -830,7 +913,7 @@ def main():
     try:
         for t in targets:
             print("== %s" % t.name, flush=True)
-            raw[t.name] = measure_target(t, cfg, echo_port)
+            raw[t.name] = measure_target(t, cfg, echo_port, echo.pid)
         idle = {}
         if not cfg.no_idle:
             # Each connection costs websocksy two descriptors (client and
@@ -891,6 +974,7 @@ def main():
     cols = [t.name for t in targets]
     head, rows = build_table(cols, fig)
     targets_met = check_targets(fig, idle100k)
+    ceiling = tls_ceiling(fig, raw, aead)
     elapsed = time.monotonic() - t_start
 
     info = machine()
@@ -916,7 +1000,8 @@ def main():
                        for t in targets_met],
            "idle": idle, "idle_100k": idle100k, "raw": raw,
            "loadavg_start": load_start, "loadavg_end": load_end,
-           "tunnel": tunnel, "elapsed_seconds": round(elapsed, 1)}
+           "tunnel": tunnel, "aead_gb_per_s": aead,
+           "tls_ceiling": ceiling, "elapsed_seconds": round(elapsed, 1)}
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
         json.dump(doc, f, indent=1)
@@ -934,6 +1019,8 @@ def main():
           "better for MB/s and handshakes/s, below 1 is better for "
           "latency and RSS.", "",
           md_table(list(tt[0]), [list(x) for x in tt[1:]]), ""]
+    if ceiling:
+        md += ceiling_lines(ceiling, fig) + [""]
     if idle100k:
         md.append("100 000 idle connections: %d established, %d alive "
                   "at the end, websocksy RSS %d kB." % (
@@ -961,6 +1048,8 @@ def main():
     print(text_table(head, rows))
     print()
     print(text_table(list(tt[0]), [list(x) for x in tt[1:]]))
+    for line in ceiling_lines(ceiling, fig):
+        print(line)
     if th:
         print()
         print(text_table(th, trows))

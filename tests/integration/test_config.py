@@ -1,4 +1,5 @@
 """Command line and INI configuration, config errors, listening addresses."""
+import os
 import re
 import socket
 
@@ -263,3 +264,23 @@ def test_log_line_format(websocksy, peers):
     err = srv.stderr()
     assert re.search(r"^websocksy\[%d\]: info: listening on " % srv.pid, err, re.M), err
     assert re.search(r"^websocksy\[%d\]: (info|debug): \[c\d+\] " % srv.pid, err, re.M), err
+
+
+def test_every_config_key_is_documented():
+    """Each key of the table in core/cfg.c has its entry in README.md and
+    in websocksy(8)."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(root, "core", "cfg.c")) as f:
+        src = f.read()
+    table = src[src.index("keys[] = {"):]
+    table = table[:table.index("};")]
+    keys = set(re.findall(r'(?:STR|UINT|SECS)\("([a-z0-9-]+)"', table))
+    keys |= set(re.findall(r'\{ "([a-z0-9-]+)", T_', table))
+    assert len(keys) > 40, keys
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(root, "docs", "websocksy.8")) as f:
+        man = f.read().replace("\\-", "-")
+    missing = sorted(k for k in keys
+                     if "`%s`" % k not in readme or k not in man)
+    assert not missing, "undocumented keys: %s" % missing

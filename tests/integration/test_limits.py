@@ -265,3 +265,36 @@ def test_500_concurrent_echo_connections(websocksy, peers):
     ok = run_async(main(), 90)
     assert ok == N
     assert wait_for(lambda: len(peer.conns) == N, 5)
+
+
+def _sends_until_reset(c, seconds):
+    """Keep sending junk after the server's response and EOF; the time
+    until the server's close shows as a reset, or None if none came."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            c.sock.sendall(b"junk after the response\r\n")
+        except OSError:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def test_response_linger_configurable(websocksy, peers):
+    """After an error response the server reads and discards what the
+    client still sends for response-linger, then closes."""
+    peer = peers.tcp_echo()
+    srv = websocksy("-C", "response-linger=0.3", *tcp_peer_args(peer))
+    c = srv.raw()
+    c.send(c.request_bytes(ws_version="99"))
+    r = c.read_response()
+    check_error_response(r, c, 426)
+    t = _sends_until_reset(c, 5)
+    assert t is not None, "still open 5 s after a 0.3 s response-linger"
+
+    # A long linger keeps taking the client's bytes (no reset) meanwhile.
+    srv2 = websocksy("-C", "response-linger=30", *tcp_peer_args(peer))
+    c2 = srv2.raw()
+    c2.send(c2.request_bytes(ws_version="99"))
+    check_error_response(c2.read_response(), c2, 426)
+    assert _sends_until_reset(c2, 1.5) is None
