@@ -654,16 +654,18 @@ def md_table(head, rows):
 
 
 def tls_ceiling(fig, raw, aead):
-    """What the cipher alone allows wss/ws to reach in this run.
+    """The most wss/ws can be in this run if TLS cost nothing but its
+    cipher.
 
     Each echoed byte is sealed and opened twice: the load generator seals
     it, the server opens it, seals it again towards the client, and the
     load generator opens it.  At s GB/s per core (tests/bench/aead.c;
-    opening costs what sealing does), the server spends at least 2/s CPU
-    seconds per GB more than over ws, and the machine 4/s.  So, with ws
-    costing C CPU s per GB, wss/ws <= C / (C + 2/s) when the server's one
-    core is the limit, and C / (C + 4/s) for the whole machine when all
-    its CPUs are busy (the load generator shares them)."""
+    opening costs what sealing does) that is 2/s CPU seconds per GB more
+    for the server than over ws, and 4/s for the machine.  With ws moving
+    R GB/s at C server (A machine) CPU seconds per GB, wss can move at
+    most 1 / (C + 2/s) GB/s on the server's one core (a poll() loop) and
+    N / (A + 4/s) on the machine's N CPUs, which the load generator
+    shares; the ceiling is the smaller one over R (at most 1)."""
     ciphers = [r.get("cipher") for r in raw.get("websocksy-wss", {}).get(
         "bulk_64", []) + raw.get("websocksy-wss", {}).get("bulk_1", [])
         if r.get("cipher")]
@@ -671,14 +673,18 @@ def tls_ceiling(fig, raw, aead):
         return None
     cipher = ciphers[0]
     speed = aead[cipher]
+    ncpu = os.cpu_count() or 1
     w = fig.get("websocksy", {})
-    out = {"cipher": cipher, "gb_per_s": speed}
+    out = {"cipher": cipher, "gb_per_s": speed, "ncpu": ncpu}
     for n in ("1", "64"):
+        rate = (w.get("bulk_" + n) or 0) / 1000.0     # MB/s -> GB/s
         cpu, acpu = w.get("cpu_" + n), w.get("acpu_" + n)
-        if cpu:
-            out["server_" + n] = round(cpu / (cpu + 2 / speed), 3)
-        if acpu:
-            out["machine_" + n] = round(acpu / (acpu + 4 / speed), 3)
+        if not rate or not cpu or not acpu:
+            continue
+        out["server_" + n] = round(1 / ((cpu + 2 / speed) * rate), 3)
+        out["machine_" + n] = round(ncpu / ((acpu + 4 / speed) * rate), 3)
+        out["ceiling_" + n] = round(min(1.0, out["server_" + n],
+                                        out["machine_" + n]), 3)
     return out
 
 
@@ -692,12 +698,13 @@ def ceiling_lines(ceiling, fig):
 
     def c(k):
         return ("%.2f" % ceiling[k]) if k in ceiling else "-"
-    return ["wss/ws ceiling set by %s alone (%.2f GB/s per core, sealed "
-            "and opened twice per echoed byte): %s / %s (1 / 64 conns) "
-            "when the server's core is the limit, %s / %s when all CPUs "
-            "are busy; measured %s / %s." % (
-                ceiling["cipher"], ceiling["gb_per_s"], c("server_1"),
-                c("server_64"), c("machine_1"), c("machine_64"),
+    return ["wss/ws ceiling if TLS cost only its cipher (%s, %.2f GB/s "
+            "per core, sealed and opened twice per echoed byte): %s / %s "
+            "(1 / 64 conns; server's core %s / %s, the machine's %d CPUs "
+            "%s / %s); measured %s / %s." % (
+                ceiling["cipher"], ceiling["gb_per_s"], c("ceiling_1"),
+                c("ceiling_64"), c("server_1"), c("server_64"),
+                ceiling["ncpu"], c("machine_1"), c("machine_64"),
                 got("bulk_1"), got("bulk_64"))]
 
 
