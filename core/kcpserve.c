@@ -329,7 +329,11 @@ static void ks_end_session(ksess *ks, int code)
 	ks->closing = 1;
 	ks->s = NULL;
 	session_close(s, code);
-	ks->linger_until = loop_now() + K.cfg->close_timeout_ms;
+	/* Stopping: unacked bytes get `linger`, not the whole close-timeout
+	 * (a client that is gone never acks). */
+	ks->linger_until = loop_now() + (K.stopping && K.cfg->linger_ms <
+	    K.cfg->close_timeout_ms ? K.cfg->linger_ms :
+	    K.cfg->close_timeout_ms);
 	kcp_flush(ks->k, loop_now());
 }
 
@@ -677,8 +681,10 @@ int kcpserve_start(const wsy_config *cfg)
 	return 0;
 }
 
-/* Close every session now; each lingers until its last bytes are acked
- * (bounded by close-timeout) or the loop ends. */
+/* Sessions whose framing can drain (kcp-mux: GOAWAY, the open streams
+ * finish) close by themselves; the others close now.  Each lingers until
+ * its last bytes are acked; the whole shutdown is bounded by
+ * close-timeout (the bridge's stop timer). */
 void kcpserve_shutdown(void)
 {
 	ksess *ks;
@@ -690,6 +696,11 @@ void kcpserve_shutdown(void)
 		log_info(0, "kcp: shutting down: %zu session(s) to close",
 		    K.n);
 	for (ks = K.all; ks; ks = ks->next) {
+		if (ks->s && !ks->closing && session_shutdown(ks->s) == 0) {
+			ks->kick = 1;
+			ks_schedule(ks);
+			continue;
+		}
 		if (ks->s)
 			ks_end_session(ks, 1001);
 		/* Stopping: unacked bytes get `linger`, not the whole

@@ -487,6 +487,14 @@ static void session_release(void *arg)
 	free(s);
 }
 
+int session_shutdown(session *s)
+{
+	if (s->closing || s->ops->on_shutdown == NULL)
+		return -1;
+	s->ops->on_shutdown(s->st);
+	return s->closing ? -1 : 0;
+}
+
 void session_close(session *s, int code)
 {
 	if (s->closing)

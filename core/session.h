@@ -38,5 +38,9 @@ void session_ws_writable(session *s);
 /* The WebSocket is gone (code as the client sent it, or 1006): tell the
  * plugin, close every stream, free. */
 void session_close(session *s, int code);
+/* The server is shutting down: 0 if the session drains by itself (the
+ * plugin has on_shutdown; it closes when done), -1 if the caller must
+ * close it now. */
+int session_shutdown(session *s);
 
 #endif

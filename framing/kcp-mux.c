@@ -946,6 +946,19 @@ static void km_close(void *st, int code)
 		destroy(k);
 }
 
+/* The server is going away: GOAWAY (no new streams), the open ones
+ * finish; the mux reports the tunnel closed once they are all done and
+ * kick() closes the session then. */
+static void km_shutdown(void *st)
+{
+	struct kmux *k = st;
+
+	enter(k);
+	if (!k->tclosed)
+		(void)mux_goaway(k->t, "server shutdown");
+	leave(k);       /* kick() sends it */
+}
+
 static const wsy_session_ops session = {
 	.struct_size = sizeof(wsy_session_ops),
 	.open = km_open,
@@ -956,6 +969,7 @@ static const wsy_session_ops session = {
 	.on_peer_writable = km_peer_writable,
 	.on_peer_error = km_peer_error,
 	.on_close = km_close,
+	.on_shutdown = km_shutdown,
 };
 
 static const wsy_framing_ops ops = { .session = &session };

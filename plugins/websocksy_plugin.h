@@ -228,6 +228,14 @@ typedef struct wsy_session_ops {
 	/* The client said close (code), or the connection is going away:
 	 * free the session; the core closes every stream left. */
 	void (*on_close)(void *sess, int code);
+	/* Optional (added after the first release of ABI 1; NULL or absent:
+	 * the session is closed at once with 1001).  The server is shutting
+	 * down: tell the client (kcp-mux sends a GOAWAY) and let the work in
+	 * progress finish.  The host calls go on working; the session ends
+	 * with close() when it is done, or with on_close(1001) close-timeout
+	 * after the shutdown began.  Called for sessions over KCP; WebSocket
+	 * connections get the close frame 1001 at once. */
+	void (*on_shutdown)(void *sess);
 } wsy_session_ops;
 
 /* The one symbol a plugin exports: const struct wsy_plugin WSY_PLUGIN. */

@@ -10,6 +10,7 @@ PUSH/ACK, in-order reassembly, resend on a timer).
 import hashlib
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -489,3 +490,64 @@ def test_mux_stream_over_kcp(websocksy, peers, with_key):
     assert any(t == 1 and sid == 1 and not f & 1 for t, f, sid, p in fr)
     assert got()[0] == data
     assert echo.wait_conn(0).nbytes == len(data)
+
+
+def test_mux_shutdown_sends_goaway_and_drains(websocksy, peers):
+    """SIGTERM with a kcp-mux stream open: the client gets a GOAWAY (last
+    stream 1, no error, a reason), the open stream keeps relaying, and
+    once it is finished the session closes and the server exits, well
+    before close-timeout."""
+    so = near_bin("plugins", "framing_kcp-mux.so")
+    if so is None:
+        pytest.skip("framing_kcp-mux.so not built")
+    echo = peers.tcp_echo()
+    port = free_udp_port()
+    srv = websocksy("-c", "host=127.0.0.1", "-c", "port=9",
+                    "-C", "plugins=" + os.path.dirname(so),
+                    "-C", "close-timeout=30",
+                    "-C", "kcp-listen=127.0.0.1:%d" % port,
+                    "-C", "kcp-peer=tcp://127.0.0.1:%d" % echo.port)
+    assert wait_for(lambda: "listening on 127.0.0.1:%d" % port
+                    in srv.stderr(), 5)
+    k = MiniKCP(random.randrange(1, 1 << 32), sock=udp_sock(),
+                addr=("127.0.0.1", port))
+
+    def body():
+        return b"".join(p for t, f, sid, p in mux_frames(k.data)
+                        if t == 0 and sid == 1)
+
+    k.send(mux_frame(4, 0, 0) + mux_frame(1, 0, 1) +
+           mux_frame(0, 0, 1, b"before"))
+    assert k.run_until(lambda: body() == b"before", 10), srv.stderr()
+
+    t0 = time.monotonic()
+    srv.signal(signal.SIGTERM)
+
+    def goaway():
+        return [p for t, f, sid, p in mux_frames(k.data) if t == 7]
+    assert k.run_until(lambda: goaway(), 5), (mux_frames(k.data),
+                                              srv.stderr())
+    p = goaway()[0]
+    assert struct.unpack(">II", p[:8]) == (1, 0), p
+    assert p[8:] == b"server shutdown", p
+    assert srv.proc.poll() is None          # still draining
+
+    # The open stream still works; no new one is accepted.
+    k.send(mux_frame(0, 0, 1, b" after") + mux_frame(1, 0, 3))
+    assert k.run_until(lambda: body() == b"before after", 5), srv.stderr()
+    assert k.run_until(lambda: any(
+        t == 1 and sid == 3 and f & 1 for t, f, sid, p in
+        mux_frames(k.data)), 5), mux_frames(k.data)     # RST for 3
+
+    # Finish it: FIN both ways, then the session closes and websocksy
+    # exits by itself.
+    k.send(mux_frame(0, 1, 1))
+    rc = None
+    deadline = time.monotonic() + 10
+    while rc is None and time.monotonic() < deadline:
+        k.run_until(lambda: False, 0.2)     # keep acking
+        rc = srv.proc.poll()
+    assert rc == 0, srv.stderr()
+    assert time.monotonic() - t0 < 10       # not the 30 s close-timeout
+    assert "closing (1000 goaway)" in srv.stderr(), srv.stderr()
+    srv.stop()
