@@ -7,6 +7,7 @@
  * Backpressure: bytes the host cannot take yet are held (up to HOLD_MAX);
  * input pauses until they are gone, so memory stays bounded.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,8 +117,11 @@ static void echo_close(void *st, int code)
 	free(e);
 }
 
+/* Built as a plugin of the first ABI 1 release would be: its table ends
+ * with on_close (no on_shutdown), so SIGTERM closes its sessions at once
+ * (test_shutdown_with_sessions checks that). */
 static const wsy_session_ops session_ops = {
-	.struct_size = sizeof(wsy_session_ops),
+	.struct_size = offsetof(wsy_session_ops, on_shutdown),
 	.open = echo_open,
 	.on_message = echo_message,
 	.on_ws_writable = echo_writable,
