@@ -791,8 +791,7 @@ static struct {
 	int host;                 /* remote being tried */
 	int rready, wblock, eof;
 	peer_conn *pc;
-	tls_conn *tls;
-	size_t tls_wlen;
+	tls_conn *tls;            /* batching (tls_set_cork) once up */
 	buf rout, rin;
 	ws_decoder dec;
 	uint8_t conn_key[4];
@@ -841,7 +840,9 @@ static ssize_t ws_read(void *p, size_t n)
 	return r;
 }
 
-/* GnuTLS wants a retry with the same length after a WANT. */
+/* Over TLS a write takes what it returns even when the socket is full;
+ * the rest of its records wait in the session (ws_pending) and leave
+ * with ws_flush(). */
 static ssize_t ws_write(const void *p, size_t n)
 {
 	ssize_t r;
@@ -849,16 +850,27 @@ static ssize_t ws_write(const void *p, size_t n)
 
 	if (W.tls == NULL)
 		return send(W.fd, p, n, MSG_NOSIGNAL);
-	if (W.tls_wlen)
-		n = W.tls_wlen;
 	r = tls_write(W.tls, p, n, &want);
-	if (r < 0) {
+	if (r < 0)
 		errno = want == TLS_ERR ? EPIPE : EAGAIN;
-		W.tls_wlen = want == TLS_ERR ? 0 : n;
-	} else {
-		W.tls_wlen = 0;
-	}
 	return r;
+}
+
+static int ws_flush(void)
+{
+	int want;
+
+	if (W.tls == NULL || !tls_write_pending(W.tls) ||
+	    tls_flush(W.tls, &want) == 0)
+		return 0;
+	errno = want == TLS_ERR ? EPIPE : EAGAIN;
+	return -1;
+}
+
+/* Bytes for the server still with us. */
+static int ws_pending(void)
+{
+	return W.rout.len > 0 || (W.tls && tls_write_pending(W.tls));
 }
 
 /* Append one masked frame (the key per mask= option). */
@@ -985,7 +997,9 @@ static int ws_read_some(void)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		if (errno == EAGAIN)
 			W.rready = 0;
-		return 0;
+		/* GnuTLS stops after a post-handshake message even with
+		 * whole records read ahead, which poll() will not report. */
+		return W.tls && tls_pending(W.tls) > 0;
 	}
 	if (n < 0)
 		log_info(0, "ws read: %s", W.tls && errno == EPROTO ?
@@ -1000,8 +1014,11 @@ static int ws_write_some(void)
 	ssize_t n;
 	char why[300];
 
-	while (W.rout.len && !W.wblock) {
-		n = ws_write(buf_data(&W.rout), W.rout.len);
+	while (ws_pending() && !W.wblock) {
+		if ((n = ws_flush()) == 0 && W.rout.len == 0)
+			break;
+		if (n == 0)
+			n = ws_write(buf_data(&W.rout), W.rout.len);
 		if (n > 0) {
 			buf_consume(&W.rout, (size_t)n);
 			continue;
@@ -1030,7 +1047,7 @@ static void ws_set_events(void)
 		return;
 	if (!W.eof && W.state >= WS_UPGRADE)
 		ev |= LOOP_READ;
-	if (W.rout.len)
+	if (ws_pending())
 		ev |= LOOP_WRITE;
 	loop_events(W.fd, ev);
 }
@@ -1050,6 +1067,7 @@ static void ws_tls_step(void)
 		return;
 	}
 	W.rready = 1;
+	tls_set_cork(W.tls, 1);
 	if (ws_request() < 0)
 		ws_fail("upgrade: request too long");
 }
@@ -1191,6 +1209,7 @@ static void ws_close(void)
 		while (W.rout.len && (n = ws_write(buf_data(&W.rout),
 		    W.rout.len)) > 0)
 			buf_consume(&W.rout, (size_t)n);
+		(void)ws_flush();
 	}
 	ws_release();
 }

@@ -200,6 +200,33 @@ def test_ws_mux_50_streams_one_upgrade(websocksy, peers, client):
     assert "ws tunnel up" in c.log()
 
 
+def test_wss_mux_50_streams_one_upgrade(websocksy, peers, client):
+    """The mux over wss: the client's TLS batches records like the
+    server's; 50 streams of 2 MB each way, byte-identical."""
+    need_plugin()
+    certs = os.path.join(REPO, "tests", "certs")
+    sport = free_port()
+    srv = websocksy("-v", "-C", "plugins=" + plugin_dir(),
+                    "-c", "framing=kcp-mux", "-s", str(sport),
+                    "-C", "tls-cert=" + os.path.join(certs, "localhost.pem"),
+                    "-C", "tls-key=" + os.path.join(certs, "localhost.key"),
+                    *tcp_peer_args(peers.tcp_echo()))
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", sport), 1).close()
+            return True
+        except OSError:
+            return False
+    assert wait_for(listening, 5)
+    c = client("127.0.0.1:%d" % sport, "ws;tls;sni=localhost;ca=%s;"
+               "host=localhost;path=/;mux" % os.path.join(certs, "ca.pem"))
+    run_many(c, 50, MB2)
+    assert upgrades(srv) == 1, srv.stderr()[-3000:]
+    assert "ws tunnel up" in c.log()
+    assert "TLS1.3" in srv.stderr(), srv.stderr()[-3000:]
+
+
 @pytest.mark.parametrize("with_psk", [False, True], ids=["plain", "psk"])
 def test_kcp_50_streams_one_session(websocksy, peers, client, with_psk):
     key = genpsk() if with_psk else None
