@@ -16,6 +16,9 @@
  * happens next; I/O callbacks only move bytes and call it.
  */
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,11 +126,34 @@ static struct {
 	int stopping;
 	uint64_t querying;            /* id inside backend query(), or 0 */
 	loop_timer stop_timer;
+	loop_timer trim_timer;        /* memory-trim after connections end */
 	uint8_t *scratch;             /* one datagram */
 	size_t scratch_size;
 } B;
 
 static void progress(conn *c);
+
+/*
+ * A burst of handshakes leaves freed memory behind: request buffers,
+ * parser state, closed connections.  malloc keeps those pages, so the RSS
+ * of a server that then holds idle connections would still show the
+ * burst.  memory-trim after the last of a burst (never more often), they
+ * go back to the system (glibc's malloc_trim; the buffer pool keeps its
+ * own, by design).
+ */
+static void trim_cb(void *arg)
+{
+	(void)arg;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+static void trim_soon(void)
+{
+	if (B.cfg->memory_trim_ms && !loop_timer_armed(&B.trim_timer))
+		loop_timer_set(&B.trim_timer, B.cfg->memory_trim_ms);
+}
 static void end_session(conn *c, int code);
 static void client_io(int fd, int ev, void *arg);
 static void peer_io(int fd, int ev, void *arg);
@@ -186,6 +212,7 @@ static void conn_close(conn *c)
 	if (c->active)
 		B.nactive--;
 	c->state = ST_DONE;
+	trim_soon();
 	loop_timer_stop(&c->timer);
 	loop_timer_stop(&c->linger);
 	loop_timer_stop(&c->ping);
@@ -803,6 +830,7 @@ static void upgrade(conn *c)
 	free(c->req);
 	c->req = NULL;
 	c->state = ST_OPEN;
+	trim_soon();
 	loop_timer_stop(&c->timer);
 	ws_decoder_init(&c->dec, 1, peer_is_dgram(c->pkind) ?
 	    B.cfg->max_datagram : 0);
@@ -1958,6 +1986,7 @@ int bridge_init(const wsy_config *cfg, backend *be)
 		return -1;
 	acceptor_init(&B.acc, on_accept, NULL);
 	loop_timer_init(&B.stop_timer, stop_now, NULL);
+	loop_timer_init(&B.trim_timer, trim_cb, NULL);
 	return 0;
 }
 
@@ -2021,6 +2050,7 @@ void bridge_cleanup(void)
 	}
 	htimers = NULL;
 	loop_timer_stop(&B.stop_timer);
+	loop_timer_stop(&B.trim_timer);
 	acceptor_close(&B.acc);
 	free(B.scratch);
 	B.scratch = NULL;

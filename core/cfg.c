@@ -58,6 +58,7 @@ static const struct key keys[] = {
 	STR("ws-path", ws_path),
 	SECS("peer-close-linger", peer_close_linger_ms, 0, 3600000),
 	SECS("response-linger", response_linger_ms, 0, 3600000),
+	SECS("memory-trim", memory_trim_ms, 0, 3600000),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
 	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
 	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
@@ -102,6 +103,7 @@ void cfg_defaults(wsy_config *c)
 	c->connect_timeout_ms = 10000;
 	c->close_timeout_ms = 10000;
 	c->response_linger_ms = 2000;
+	c->memory_trim_ms = 250;
 	c->linger_ms = 1000;
 	c->send_timeout_ms = 60000;
 	c->max_datagram = 65507;

@@ -45,6 +45,8 @@ typedef struct wsy_config {
 	                              * client's close this long */
 	uint64_t response_linger_ms; /* after an HTTP response, read and
 	                              * discard this long before closing */
+	uint64_t memory_trim_ms;     /* give freed memory back this long
+	                              * after connections end (0 = never) */
 	int tunnel;                  /* configured by a tunnel option string */
 	int tunnel_mux;              /* ... with mux: the kcp-mux framing */
 	/* KCP-mux over UDP (the [kcp] section, or kcp-* keys) */
