@@ -65,7 +65,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -75,6 +74,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from benchlib import kill_group, machine
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
@@ -313,20 +314,6 @@ def build_delay():
          "-Wall", "-Wextra", "-o", DELAY, DELAY_SRC], timeout=120)
 
 
-def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": model, "nproc": os.cpu_count(),
-            "kernel": platform.release(), "python": platform.python_version()}
-
-
 class Net:
     """Two namespaces, a veth pair, a TUN device and a delay bridge in
     each; nftables tables for loss.  Unique names per run."""
@@ -461,19 +448,7 @@ def wait_ready(p, timeout):
 
 
 def stop(p):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(2)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(2)
+    kill_group(p, wait=2)
 
 
 def stop_all():

@@ -17,12 +17,13 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import free_port, kill_group, version_of, wait_port
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
@@ -118,37 +119,7 @@ def machine():
             "python": platform.python_version()}
 
 
-def version_of(argv):
-    try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        out = (r.stdout + r.stderr).strip().splitlines()
-        return out[0] if out else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-
-
 # ---- processes ----
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection((HOST, port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
 
 def start(argv, port, name):
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -162,19 +133,7 @@ def start(argv, port, name):
 
 
 def stop(p):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait(timeout=5)
+    kill_group(p)
     if p in procs:
         procs.remove(p)
 

@@ -92,6 +92,28 @@ def run_binary(args, cwd=None, timeout=5):
 
 
 # -------------------------------------------------------------------- server
+def stop_checked(proc, logfile, read_log, name, timeout):
+    """SIGTERM proc (if it still runs), then assert that it exits 0 within
+    timeout seconds with no sanitizer report in its log; read_log() gives
+    the log's text, logfile (its open file) is closed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        logfile.close()
+        raise AssertionError("%s did not exit within %g s of SIGTERM:\n%s"
+                             % (name, timeout, read_log()[-4000:]))
+    logfile.close()
+    err = read_log()
+    for m in SANITIZER_MARKERS:
+        assert m not in err, "sanitizer report from %s:\n%s" % (
+            name, err[-8000:])
+    assert rc == 0, "%s exited with status %s:\n%s" % (name, rc, err[-4000:])
+
+
 class Server:
     def __init__(self, args, cwd, stderr_path, port, probe_hosts):
         self.args = args
@@ -152,21 +174,7 @@ class Server:
         if self.stopped:
             return
         self.stopped = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            self._err.close()
-            raise AssertionError("websocksy did not exit within 5 s of SIGTERM:\n"
-                                 + self.stderr()[-4000:])
-        self._err.close()
-        err = self.stderr()
-        for m in SANITIZER_MARKERS:
-            assert m not in err, "sanitizer report in stderr:\n" + err[-8000:]
-        assert rc == 0, "websocksy exited with status %s:\n%s" % (rc, err[-4000:])
+        stop_checked(self.proc, self._err, self.stderr, "websocksy", 5)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import REPO, SANITIZER_MARKERS, free_port, run_binary, wait_for
+from conftest import REPO, free_port, run_binary, stop_checked, wait_for
 
 CLIENT = os.path.abspath(os.environ.get(
     "WEBSOCKSY_CLIENT_BIN", os.path.join(REPO, "build", "websocksy-client")))
@@ -65,20 +65,7 @@ class Client:
         if self.stopped:
             return
         self.stopped = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError("client ignored SIGTERM:\n" + self.stderr()[-4000:])
-        finally:
-            self._err.close()
-        err = self.stderr()
-        for m in SANITIZER_MARKERS:
-            assert m not in err, "sanitizer report:\n" + err[-8000:]
-        assert rc == 0, "client exit %s:\n%s" % (rc, err[-4000:])
+        stop_checked(self.proc, self._err, self.stderr, "client", 15)
 
 
 @pytest.fixture

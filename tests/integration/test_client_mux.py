@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import (BIN, REPO, SANITIZER_MARKERS, free_port, tcp_peer_args,
+from conftest import (BIN, REPO, free_port, stop_checked, tcp_peer_args,
                       wait_for)
 
 CLIENT = os.path.abspath(os.environ.get(
@@ -81,20 +81,7 @@ class Client:
         if self.stopped:
             return
         self.stopped = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError("client ignored SIGTERM:\n" + self.log()[-4000:])
-        finally:
-            self._err.close()
-        err = self.log()
-        for m in SANITIZER_MARKERS:
-            assert m not in err, "sanitizer report:\n" + err[-8000:]
-        assert rc == 0, "client exited with %s:\n%s" % (rc, err[-4000:])
+        stop_checked(self.proc, self._err, self.log, "client", 15)
 
 
 @pytest.fixture
@@ -156,7 +143,7 @@ def exchange(c, data, results, i):
         results[i] = repr(e)
 
 
-def run_many(c, n, size, timeout=120):
+def run_many(c, n, size, timeout=120, srv=None):
     blobs = [os.urandom(size) for _ in range(n)]
     results = [None] * n
     ts = [threading.Thread(target=exchange, args=(c, blobs[i], results, i))
@@ -165,7 +152,8 @@ def run_many(c, n, size, timeout=120):
         t.start()
     for t in ts:
         t.join(timeout)
-    assert results == [True] * n, results
+    assert results == [True] * n, (results, c.log()[-3000:],
+                                   srv.stderr()[-3000:] if srv else "")
 
 
 def upgrades(srv):
@@ -233,7 +221,7 @@ def test_kcp_50_streams_one_session(websocksy, peers, client, with_psk):
     srv, udp = kcp_server(websocksy, peers.tcp_echo(), key)
     opt = "kcp" + (";psk=" + key if key else "")
     c = client("127.0.0.1:%d" % udp, opt)
-    run_many(c, 50, MB2)
+    run_many(c, 50, MB2, srv=srv)
     assert c.log().count("kcp: conversation") == 1, c.log()[-3000:]
     assert srv.stderr().count("session open") == 1, srv.stderr()[-3000:]
 
