@@ -168,6 +168,16 @@ test: deps
 	WEBSOCKSY_BIN=$(CURDIR)/build/san/websocksy \
 	WEBSOCKSY_CLIENT_BIN=$(CURDIR)/build/san/websocksy-client \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(MAKE) test-poll
+
+# The tests that lean on the event loop (close during dispatch, fd reuse,
+# RDHUP, errors, TLS, KCP, mux, limits) again with the portable poller.
+POLL_TESTS := test_close test_tls test_kcp_server test_client_mux \
+	test_kcpmux_ws test_poller test_limits
+test-poll:
+	@echo "== loop-sensitive integration tests, poller = poll =="
+	WEBSOCKSY_POLLER=poll $(PYTHON) -m pytest -q -p no:cacheprovider \
+		$(POLL_TESTS:%=tests/integration/%.py)
 
 # Benchmarks: not part of make test; bounded, stops by itself.
 bench: deps
@@ -206,5 +216,5 @@ install-extra::
 test-extra::
 include $(wildcard mk/*.mk)
 
-.PHONY: FORCE bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
+.PHONY: FORCE test-poll bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@
  * (muxclient.c over a WebSocket, kcpclient.c over KCP/UDP); with
  * kcp;mux=0 one raw KCP conversation per local connection (kcpraw.c).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -298,10 +299,12 @@ static int run(const endpoints *e, tunnel_cfg *tc)
 	char rname[300];
 	int rc = 1;
 
-	if (loop_init() < 0 || dns_init() < 0) {
-		fprintf(stderr, PROG ": cannot start the event loop\n");
+	if (loop_init_poller(tc->opt->poller) < 0 || dns_init() < 0) {
+		fprintf(stderr, PROG ": cannot start the event loop: %s\n",
+		    strerror(errno));
 		goto out;
 	}
+	log_debug(0, "poller: %s", loop_poller_name());
 	if (start_relay(e, tc) < 0)
 		goto out;
 	peer_uri_format(&tc->remote[0], rname, sizeof(rname));

@@ -15,9 +15,10 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "loop.h"
 
 enum { T_STR, T_UINT, T_SECS, T_PORT, T_LEVEL, T_LIST, T_BOOL, T_VERIFY,
-    T_CERT, T_KEY, T_PORT0 };
+    T_CERT, T_KEY, T_PORT0, T_POLLER };
 
 struct key {
 	const char *name;
@@ -59,6 +60,7 @@ static const struct key keys[] = {
 	SECS("peer-close-linger", peer_close_linger_ms, 0, 3600000),
 	SECS("response-linger", response_linger_ms, 0, 3600000),
 	SECS("memory-trim", memory_trim_ms, 0, 3600000),
+	{ "poller", T_POLLER, offsetof(wsy_config, poller), 0, 0, 0 },
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
 	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
 	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
@@ -274,6 +276,22 @@ static int set_verify(int *m, const char *v, char *err, size_t errlen)
 	return -1;
 }
 
+static int set_poller(int *m, const char *v, char *err, size_t errlen)
+{
+	int k = loop_poller_parse(v);
+
+	if (k < 0) {
+		snprintf(err, errlen, "'%s' is not auto, epoll or poll", v);
+		return -1;
+	}
+	if (!loop_poller_available(k)) {
+		snprintf(err, errlen, "'%s': this build has no %s", v, v);
+		return -1;
+	}
+	*m = k;
+	return 0;
+}
+
 /* Certificates and keys pair up in the order given (8 pairs at most). */
 static int add_path(char **list, size_t *n, const char *v, char *err,
     size_t errlen)
@@ -337,6 +355,8 @@ int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
 		return set_bool((int *)(void *)field, value, err, errlen);
 	case T_VERIFY:
 		return set_verify((int *)(void *)field, value, err, errlen);
+	case T_POLLER:
+		return set_poller((int *)(void *)field, value, err, errlen);
 	case T_CERT:
 		return add_path(c->tls_cert, &c->ntls_cert, value, err,
 		    errlen);

@@ -1,18 +1,30 @@
 /*
- * loop.c - poll() event loop.
+ * loop.c - the event loop: watchers, timers, deferred calls, signals.
  *
- * Watchers live in a table indexed by fd; the pollfd array is dense and each
- * watcher remembers its slot.  Removing a watcher during a dispatch pass only
- * marks its slot dead (fd = -1) so the pass can go on over a stable array;
- * dead slots are squeezed out after the pass.  A watcher added during a pass
- * is appended and not looked at until the next pass.
+ * The kernel side is a poller (poller.h): epoll on Linux by default, poll()
+ * everywhere, chosen by loop_init_poller().  This file owns the watchers,
+ * a table indexed by fd, and what every poller shares:
+ *
+ *  - a watcher's generation is the tag of its registration; unwatch bumps
+ *    it, so a ready entry collected before a watcher was removed (and its
+ *    fd number perhaps reused) in the same pass is dropped, not delivered;
+ *  - interest is registered lazily: loop_events() only records what is
+ *    wanted and queues the fd once; before the next wait each queued fd
+ *    whose wanted interest differs from the registered one costs one
+ *    poller call (EPOLL_CTL_MOD), the others nothing.  A watcher that turns
+ *    LOOP_WRITE on and off within one pass costs no system call;
+ *  - add and remove go to the poller at once: loop_watch() can report a
+ *    failure, and a closed fd never stays registered.
+ *
+ * Nothing here, and nothing a wake-up does, is proportional to the number
+ * of watched fds: a wait costs the ready fds (with epoll), dispatch the
+ * ready entries, timers O(log n) each.
  *
  * Timers are a binary min-heap of pointers to caller-owned loop_timer
  * structs; each timer knows its heap slot, so stop and re-arm are O(log n).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +33,16 @@
 
 #include "log.h"
 #include "loop.h"
+#include "poller.h"
 
 struct watcher {
 	loop_io_cb cb;
 	void *arg;
-	size_t slot;          /* index in pfd + 1; 0 = not watched */
+	uint32_t gen;         /* tag of the current registration */
+	unsigned on : 1;      /* watched */
+	unsigned queued : 1;  /* on the change list */
+	unsigned want : 4;    /* interest asked for */
+	unsigned have : 4;    /* interest the poller has */
 };
 
 struct deferred {
@@ -34,13 +51,19 @@ struct deferred {
 };
 
 #define LOOP_MAX_SIGNALS 8
+#define LOOP_READY_MAX 1024   /* ready entries dispatched per wake-up */
+#define LOOP_INTEREST (LOOP_READ | LOOP_WRITE | LOOP_RDHUP)
 
 static struct {
-	struct pollfd *pfd;
-	size_t npfd, cappfd;
-	int dead;                 /* dead slots to squeeze */
+	const struct poller *p;   /* NULL until loop_init*() */
 	struct watcher *w;        /* indexed by fd */
 	size_t capw;
+	size_t nwatched;
+	uint64_t nmod;            /* interest changes given to the poller */
+	int *changes;             /* fds whose interest may have changed */
+	size_t nchanges, capchanges;
+	struct loop_ready *ready;
+	size_t capready;
 	loop_timer **heap;
 	size_t nheap, capheap;
 	struct deferred *defer;
@@ -104,17 +127,94 @@ static void sig_read(int fd, int events, void *arg)
 
 static void run_deferred(void);
 
+/* ---- pollers ---- */
+
+int loop_poller_parse(const char *name)
+{
+	if (strcmp(name, "auto") == 0)
+		return LOOP_POLLER_AUTO;
+	if (strcmp(name, "epoll") == 0)
+		return LOOP_POLLER_EPOLL;
+	if (strcmp(name, "poll") == 0)
+		return LOOP_POLLER_POLL;
+	return -1;
+}
+
+int loop_poller_available(int kind)
+{
+#ifdef WSY_HAVE_EPOLL
+	(void)kind;
+	return 1;
+#else
+	return kind != LOOP_POLLER_EPOLL;
+#endif
+}
+
+const char *loop_poller_name(void)
+{
+	return L.p ? L.p->name : "none";
+}
+
+/* auto may be overridden from the environment, as libevent's
+ * EVENT_NOEPOLL: the test suite reruns clients and servers with poll. */
+static int env_poller(void)
+{
+	const char *e = getenv("WEBSOCKSY_POLLER");
+	int k;
+
+	if (e == NULL || *e == '\0')
+		return LOOP_POLLER_AUTO;
+	if ((k = loop_poller_parse(e)) < 0 || !loop_poller_available(k)) {
+		log_warn(0, "WEBSOCKSY_POLLER=%s: not auto, epoll or poll in "
+		    "this build; ignored", e);
+		return LOOP_POLLER_AUTO;
+	}
+	return k;
+}
+
+int loop_init_poller(int kind)
+{
+	const struct poller *p = &poller_poll;
+
+	if (L.p)
+		return 0;
+	loop_update_time();
+	if (kind == LOOP_POLLER_AUTO)
+		kind = env_poller();
+#ifdef WSY_HAVE_EPOLL
+	if (kind == LOOP_POLLER_AUTO || kind == LOOP_POLLER_EPOLL)
+		p = &poller_epoll;
+#else
+	if (kind == LOOP_POLLER_EPOLL) {
+		errno = ENOSYS;
+		return -1;
+	}
+#endif
+	if (p->init() < 0) {
+		if (kind != LOOP_POLLER_AUTO || p == &poller_poll)
+			return -1;
+		log_info(0, "%s: %s; using poll", p->name, strerror(errno));
+		p = &poller_poll;
+		if (p->init() < 0)
+			return -1;
+	}
+	L.p = p;
+	return 0;
+}
+
 int loop_init(void)
 {
-	loop_update_time();
-	return 0;
+	return loop_init_poller(LOOP_POLLER_AUTO);
 }
 
 void loop_free(void)
 {
 	run_deferred();
-	free(L.pfd);
+	if (L.p)
+		L.p->done();
 	free(L.w);
+	free(L.changes);
+	free(L.ready);
 	free(L.heap);
 	free(L.defer);
 	if (L.sigpipe[0] >= 0) {
@@ -127,11 +227,44 @@ void loop_free(void)
 
 /* ---- fd watchers ---- */
 
-static short to_poll(int events)
+/* Register w's wanted interest now (the change list could not grow). */
+static void apply_one(int fd, struct watcher *w)
 {
-	return (short)(((events & LOOP_READ) ? POLLIN : 0) |
-	    ((events & LOOP_WRITE) ? POLLOUT : 0) |
-	    ((events & LOOP_RDHUP) ? POLLRDHUP : 0));
+	L.nmod++;
+	if (L.p->mod(fd, w->want, w->gen) < 0)
+		log_error(0, "%s: fd %d: %s", L.p->name, fd,
+		    strerror(errno));
+	else
+		w->have = w->want;
+}
+
+static void queue_change(int fd, struct watcher *w)
+{
+	if (w->queued || w->want == w->have)
+		return;
+	if (grow((void **)&L.changes, &L.capchanges, L.nchanges + 1,
+	    sizeof(*L.changes)) < 0) {
+		apply_one(fd, w);
+		return;
+	}
+	L.changes[L.nchanges++] = fd;
+	w->queued = 1;
+}
+
+/* Before a wait: the interest of every queued fd that really changed. */
+static void apply_changes(void)
+{
+	size_t i;
+
+	for (i = 0; i < L.nchanges; i++) {
+		int fd = L.changes[i];
+		struct watcher *w = &L.w[fd];
+
+		w->queued = 0;
+		if (w->on && w->want != w->have)
+			apply_one(fd, w);
+	}
+	L.nchanges = 0;
 }
 
 int loop_watch(int fd, int events, loop_io_cb cb, void *arg)
@@ -139,22 +272,24 @@ int loop_watch(int fd, int events, loop_io_cb cb, void *arg)
 	struct watcher *w;
 	size_t old = L.capw;
 
-	if (fd < 0)
+	if (fd < 0 || (L.p == NULL && loop_init() < 0))
 		return -1;
 	if (grow((void **)&L.w, &L.capw, (size_t)fd + 1, sizeof(*L.w)) < 0)
 		return -1;
 	if (L.capw > old)
 		memset(L.w + old, 0, (L.capw - old) * sizeof(*L.w));
 	w = &L.w[fd];
-	if (w->slot == 0) {
-		if (grow((void **)&L.pfd, &L.cappfd, L.npfd + 1,
-		    sizeof(*L.pfd)) < 0)
+	events &= LOOP_INTEREST;
+	if (!w->on) {
+		if (L.p->add(fd, events, w->gen) < 0)
 			return -1;
-		L.pfd[L.npfd].fd = fd;
-		L.pfd[L.npfd].revents = 0;
-		w->slot = ++L.npfd;
+		w->on = 1;
+		w->have = w->want = (unsigned)events;
+		L.nwatched++;
+	} else {
+		w->want = (unsigned)events;
+		queue_change(fd, w);
 	}
-	L.pfd[w->slot - 1].events = to_poll(events);
 	w->cb = cb;
 	w->arg = arg;
 	return 0;
@@ -162,48 +297,39 @@ int loop_watch(int fd, int events, loop_io_cb cb, void *arg)
 
 void loop_events(int fd, int events)
 {
-	if (fd >= 0 && (size_t)fd < L.capw && L.w[fd].slot)
-		L.pfd[L.w[fd].slot - 1].events = to_poll(events);
+	struct watcher *w;
+
+	if (fd < 0 || (size_t)fd >= L.capw || !L.w[fd].on)
+		return;
+	w = &L.w[fd];
+	w->want = (unsigned)(events & LOOP_INTEREST);
+	queue_change(fd, w);
 }
 
 void loop_unwatch(int fd)
 {
 	struct watcher *w;
 
-	if (fd < 0 || (size_t)fd >= L.capw || L.w[fd].slot == 0)
+	if (fd < 0 || (size_t)fd >= L.capw || !L.w[fd].on)
 		return;
 	w = &L.w[fd];
-	L.pfd[w->slot - 1].fd = -1;   /* poll() ignores negative fds */
-	L.pfd[w->slot - 1].events = 0;
-	L.pfd[w->slot - 1].revents = 0;
-	w->slot = 0;
+	L.p->del(fd);
+	w->on = 0;
+	w->gen++;             /* entries already collected are now stale */
+	w->want = w->have = 0;
 	w->cb = NULL;
-	L.dead++;
+	w->arg = NULL;
+	L.nwatched--;
 }
 
 size_t loop_nwatched(void)
 {
-	return L.npfd - (size_t)L.dead;
+	return L.nwatched;
 }
 
-/* Squeeze dead slots out of pfd, keeping the watchers' slots right. */
-static void squeeze(void)
+uint64_t loop_interest_changes(void)
 {
-	size_t i, j;
-
-	if (L.dead == 0)
-		return;
-	for (i = j = 0; i < L.npfd; i++) {
-		if (L.pfd[i].fd < 0)
-			continue;
-		if (i != j) {
-			L.pfd[j] = L.pfd[i];
-			L.w[L.pfd[j].fd].slot = j + 1;
-		}
-		j++;
-	}
-	L.npfd = j;
-	L.dead = 0;
+	return L.nmod;
 }
 
 /* ---- timers: min-heap on when ---- */
@@ -380,42 +506,45 @@ static int next_timeout(void)
 
 static void dispatch(int n)
 {
-	size_t i, end = L.npfd;
+	int i;
 
-	for (i = 0; i < end && n > 0; i++) {
-		struct pollfd *p = &L.pfd[i];
+	for (i = 0; i < n; i++) {
+		const struct loop_ready *r = &L.ready[i];
 		struct watcher *w;
-		int ev = 0;
+		int ev;
 
-		if (p->fd < 0 || p->revents == 0)
+		if ((size_t)r->fd >= L.capw)
 			continue;
-		n--;
-		if (p->revents & POLLIN)
-			ev |= LOOP_READ;
-		if (p->revents & POLLOUT)
-			ev |= LOOP_WRITE;
-		if (p->revents & (POLLERR | POLLHUP | POLLNVAL))
-			ev |= LOOP_ERROR;
-		if (p->revents & POLLRDHUP)
-			ev |= LOOP_RDHUP;
-		p->revents = 0;
-		w = &L.w[p->fd];
-		if (w->cb)
-			w->cb(p->fd, ev, w->arg);
+		w = &L.w[r->fd];
+		if (!w->on || w->gen != r->tag || w->cb == NULL)
+			continue;     /* removed during this pass */
+		/* Only what is still asked for: a callback earlier in the
+		 * pass may have paused this one. */
+		ev = r->events & ((int)w->want | LOOP_ERROR);
+		if (ev)
+			w->cb(r->fd, ev, w->arg);
 	}
 }
 
 int loop_run(void)
 {
+	if (L.p == NULL && loop_init() < 0)
+		return -1;
+	if (L.ready == NULL) {
+		L.ready = calloc(LOOP_READY_MAX, sizeof(*L.ready));
+		if (L.ready == NULL)
+			return -1;
+		L.capready = LOOP_READY_MAX;
+	}
 	L.stop = 0;
 	while (!L.stop) {
 		int n;
 
-		squeeze();
-		n = poll(L.pfd, L.npfd, next_timeout());
+		apply_changes();
+		n = L.p->wait(next_timeout(), L.ready, (int)L.capready);
 		loop_update_time();
 		if (n < 0 && errno != EINTR) {
-			log_error(0, "poll: %s", strerror(errno));
+			log_error(0, "%s: %s", L.p->name, strerror(errno));
 			return -1;
 		}
 		if (n > 0)

@@ -5,6 +5,7 @@
  *             [-C corekey=value]... [-w dir] [-v|-q]...
  *   websocksy FILE          exactly one argument: an INI file
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -354,10 +355,12 @@ int main(int argc, char **argv)
 	plugin_set_dir(cfg.plugins);
 	bufpool_set_limit(cfg.buffer_pool);
 	memset(&be, 0, sizeof(be));
-	if (loop_init() < 0 || dns_init() < 0) {
-		fprintf(stderr, "websocksy: cannot start the event loop\n");
+	if (loop_init_poller(cfg.poller) < 0 || dns_init() < 0) {
+		fprintf(stderr, "websocksy: cannot start the event loop: %s\n",
+		    strerror(errno));
 		goto out;
 	}
+	log_info(0, "poller: %s", loop_poller_name());
 	if (cfg.resolver[0] && dns_set_servers(cfg.resolver) < 0) {
 		fprintf(stderr, "websocksy: resolver: bad server list '%s'\n",
 		    cfg.resolver);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "opts.h"
 #include "psk.h"
 
@@ -225,6 +226,7 @@ const opt_spec client_opt_spec[] = {
 	{ "kcp-replay", OPT_VALUE },
 	{ "mux-window", OPT_VALUE },
 	{ "mux-streams", OPT_VALUE },
+	{ "poller", OPT_VALUE },
 	{ NULL, 0 }
 };
 
@@ -475,6 +477,14 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 	if ((v = opts_get(o, "timeout")) &&
 	    number("timeout", v, 1, 3600, &c->timeout, err, errlen) < 0)
 		return -1;
+	if ((v = opts_get(o, "poller")) != NULL) {
+		c->poller = loop_poller_parse(v);
+		if (c->poller < 0 || !loop_poller_available(c->poller)) {
+			snprintf(err, errlen, "poller=%s: %s", v, c->poller < 0 ?
+			    "not auto, epoll or poll" : "not in this build");
+			return -1;
+		}
+	}
 	return 0;
 }
 

@@ -88,6 +88,7 @@ typedef struct client_opts {
 	unsigned kcp_replay;	/* kcp+psk: replay cache slots (1048576) */
 	unsigned mux_window;	/* per-stream window, bytes (262144) */
 	unsigned mux_streams;	/* concurrent streams (128) */
+	int poller;		/* LOOP_POLLER_* (loop.h), auto by default */
 } client_opts;
 
 extern const opt_spec client_opt_spec[];

@@ -6,6 +6,7 @@ against real peers on loopback.  Everything is bounded in time.
 import asyncio
 import hashlib
 import os
+import re
 import resource
 import shutil
 import signal
@@ -114,6 +115,21 @@ def stop_checked(proc, logfile, read_log, name, timeout):
     assert rc == 0, "%s exited with status %s:\n%s" % (name, rc, err[-4000:])
 
 
+# `make test-poll` reruns a subset with WEBSOCKSY_POLLER=poll: servers
+# started here get it as their `poller` key (clients read the variable).
+POLLER = os.environ.get("WEBSOCKSY_POLLER", "")
+
+
+def with_poller_ini(text):
+    """The INI text with `poller = POLLER` in [core], when set."""
+    if not POLLER or re.search(r"^\s*poller\s*=", text, re.M):
+        return text
+    if re.search(r"^\s*\[core\]", text, re.M):
+        return re.sub(r"^(\s*\[core\][^\n]*\n)", r"\g<1>poller = %s\n" % POLLER,
+                      text, count=1, flags=re.M)
+    return text + "\n[core]\npoller = %s\n" % POLLER
+
+
 class Server:
     def __init__(self, args, cwd, stderr_path, port, probe_hosts):
         self.args = args
@@ -144,12 +160,20 @@ class Server:
                 try:
                     s = socket.create_connection((h, self.port), timeout=0.5)
                     s.close()
+                    self.check_poller()
                     return self
                 except OSError:
                     pass
             time.sleep(0.02)
         raise AssertionError("websocksy %s not listening on %d within %ss:\n%s"
                              % (self.args, self.port, timeout, self.stderr()))
+
+    def check_poller(self):
+        """Under `make test-poll`, a server that logs at info level says it
+        uses the poller asked for."""
+        err = self.stderr()
+        if POLLER and "listening on" in err:
+            assert "poller: %s" % POLLER in err, err
 
     def raw(self, host="127.0.0.1", **kw):
         return rawws.RawWS(host, self.port, **kw)
@@ -193,12 +217,15 @@ def websocksy(tmp_path, peers):
             port = free_port()
         if ini is not None:
             path = tmp_path / "websocksy.ini"
-            path.write_text(ini.replace("{port}", str(port)))
+            path.write_text(with_poller_ini(ini.replace("{port}", str(port))))
             args = [str(path)]
         elif "-p" in args:
             port = int(args[args.index("-p") + 1])
         else:
             args = ["-p", str(port)] + args
+        if (ini is None and POLLER and args and not args[0].endswith((".ini", ".cfg"))
+                and not any(a.startswith("poller=") for a in args)):
+            args = ["-C", "poller=" + POLLER] + args
         s = Server(args, str(tmp_path), str(tmp_path / ("stderr%d.log" % len(servers))),
                    port, probe)
         servers.append(s)
