@@ -32,6 +32,7 @@
 #include "bridge.h"
 #include "buf.h"
 #include "http.h"
+#include "idtimer.h"
 #include "kcpserve.h"
 #include "log.h"
 #include "loop.h"
@@ -1884,66 +1885,9 @@ static int host_watch_fd(int fd, int events, wsy_fd_cb cb, void *arg)
 	    (loop_io_cb)cb, arg);
 }
 
-struct host_timer {
-	loop_timer t;
-	uint64_t id;
-	wsy_timer_cb cb;
-	void *arg;
-	struct host_timer *next;
-};
-
-static struct host_timer *htimers;
-static uint64_t htimer_next;
-
-static void htimer_unlink(struct host_timer *h)
-{
-	struct host_timer **pp = &htimers;
-
-	while (*pp && *pp != h)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = h->next;
-}
-
-static void htimer_fire(void *arg)
-{
-	struct host_timer *h = arg;
-	wsy_timer_cb cb = h->cb;
-	void *a = h->arg;
-
-	htimer_unlink(h);
-	free(h);
-	cb(a);
-}
-
 static uint64_t host_timer_add(uint64_t ms, wsy_timer_cb cb, void *arg)
 {
-	struct host_timer *h = calloc(1, sizeof(*h));
-
-	if (h == NULL)
-		return 0;
-	h->id = ++htimer_next;
-	h->cb = cb;
-	h->arg = arg;
-	loop_timer_init(&h->t, htimer_fire, h);
-	loop_timer_set(&h->t, ms);
-	h->next = htimers;
-	htimers = h;
-	return h->id;
-}
-
-static void host_timer_cancel(uint64_t id)
-{
-	struct host_timer *h;
-
-	for (h = htimers; h; h = h->next) {
-		if (h->id == id) {
-			loop_timer_stop(&h->t);
-			htimer_unlink(h);
-			free(h);
-			return;
-		}
-	}
+	return idtimer_add(ms, cb, arg);
 }
 
 static uint64_t host_now(void)
@@ -1959,7 +1903,7 @@ static const wsy_host host = {
 	.watch_fd = host_watch_fd,
 	.unwatch_fd = loop_unwatch,
 	.timer_add = host_timer_add,
-	.timer_cancel = host_timer_cancel,
+	.timer_cancel = idtimer_cancel,
 	.now_ms = host_now,
 };
 
@@ -2039,16 +1983,9 @@ void bridge_shutdown(void)
 
 void bridge_cleanup(void)
 {
-	struct host_timer *h, *hn;
-
 	while (B.conns)
 		conn_close(B.conns);
-	for (h = htimers; h; h = hn) {
-		hn = h->next;
-		loop_timer_stop(&h->t);
-		free(h);
-	}
-	htimers = NULL;
+	idtimer_free_all();
 	loop_timer_stop(&B.stop_timer);
 	loop_timer_stop(&B.trim_timer);
 	acceptor_close(&B.acc);
