@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cfg.h"
 #include "log.h"
@@ -153,9 +154,14 @@ void cfg_free(wsy_config *c)
 		free(c->bopts[i].file);
 	}
 	free(c->bopts);
+	for (i = 0; i < c->nsrcs; i++)
+		free(c->srcs[i].file);
+	free(c->srcs);
 	c->origins = NULL;
 	c->bopts = NULL;
 	c->nbopts = 0;
+	c->srcs = NULL;
+	c->nsrcs = 0;
 }
 
 static int parse_uint(const char *s, uint64_t *v)
@@ -308,21 +314,44 @@ static int add_path(char **list, size_t *n, const char *v, char *err,
 	return 0;
 }
 
-int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
-    size_t errlen)
+static const struct key *find_key(const char *name)
 {
-	const struct key *k = NULL;
-	char *field;
-	uint64_t v;
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(keys[i].name, key) == 0)
-			k = &keys[i];
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Values a type alone does not refuse. */
+static int check_value(const struct key *k, const char *value, char *err,
+    size_t errlen)
+{
+	/* The request path always starts with '/': without one, every
+	 * upgrade would get 404 (the client refuses such a path too). */
+	if (strcmp(k->name, "ws-path") == 0 && *value &&
+	    (*value != '/' || strpbrk(value, " \t\r\n"))) {
+		snprintf(err, errlen, "'%.100s' must start with '/' and have "
+		    "no spaces", value);
+		return -1;
+	}
+	return 0;
+}
+
+int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	const struct key *k = find_key(key);
+	char *field;
+	uint64_t v = 0;
+
 	if (k == NULL) {
 		snprintf(err, errlen, "unknown key");
 		return -1;
 	}
+	if (check_value(k, value, err, errlen) < 0)
+		return -1;
 	field = (char *)c + k->off;
 	switch (k->type) {
 	case T_STR:
@@ -390,6 +419,171 @@ int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
 	return 0;
 }
 
+static int add_src(wsy_config *c, const char *key, const char *file,
+    int line, int bad)
+{
+	cfg_src *n = realloc(c->srcs, (c->nsrcs + 1) * sizeof(*n));
+
+	if (n == NULL)
+		return -1;
+	c->srcs = n;
+	if ((n[c->nsrcs].file = strdup(file)) == NULL)
+		return -1;
+	n[c->nsrcs].key = key;
+	n[c->nsrcs].line = line;
+	n[c->nsrcs].bad = bad;
+	c->nsrcs++;
+	return 0;
+}
+
+int cfg_set_from(wsy_config *c, const char *key, const char *value,
+    const char *file, int line, char *err, size_t errlen)
+{
+	const struct key *k = find_key(key);
+	int r = cfg_set(c, key, value, err, errlen);
+
+	if (k && add_src(c, k->name, file, line, r < 0) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return r;
+}
+
+const cfg_src *cfg_where(const wsy_config *c, const char *key, size_t nth)
+{
+	const cfg_src *last = NULL;
+	size_t i, n = 0;
+
+	for (i = 0; i < c->nsrcs; i++) {
+		if (strcmp(c->srcs[i].key, key) != 0 || c->srcs[i].bad)
+			continue;
+		if (n++ == nth)
+			return &c->srcs[i];
+		last = &c->srcs[i];
+	}
+	return nth == CFG_LAST ? last : NULL;
+}
+
+int cfg_failed(const wsy_config *c, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsrcs; i++)
+		if (c->srcs[i].bad && strcmp(c->srcs[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+void cfg_where_str(const cfg_src *s, const char *key, char *buf, size_t len)
+{
+	if (s == NULL)
+		snprintf(buf, len, "%s", key);
+	else if (s->line > 0)
+		snprintf(buf, len, "%s:%d: %s", s->file, s->line, key);
+	else
+		snprintf(buf, len, "%s %s", s->file, key);
+}
+
+/* Print "WHERE: reason" for the nth setting of key. */
+static int complain(const wsy_config *c, const char *key, size_t nth,
+    const char *reason)
+{
+	char w[PATH_MAX + 80];
+
+	cfg_where_str(cfg_where(c, key, nth), key, w, sizeof(w));
+	fprintf(stderr, "%s: %s\n", w, reason);
+	return 1;
+}
+
+/* A TLS file must be readable now, not at the first handshake; GnuTLS
+ * alone would only say "Error while reading file". */
+static int check_file(const wsy_config *c, const char *key, size_t nth,
+    const char *path)
+{
+	char why[PATH_MAX + 64];
+	struct stat sb;
+	FILE *f;
+	int e;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if ((f = fopen(path, "r")) == NULL) {
+		e = errno;
+	} else {
+		e = fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode) ?
+		    EISDIR : 0;
+		fclose(f);
+	}
+	if (e == 0)
+		return 0;
+	snprintf(why, sizeof(why), "cannot read %s: %s", path, strerror(e));
+	return complain(c, key, nth, why);
+}
+
+static int check_tls_files(const wsy_config *c)
+{
+	size_t i;
+	int errors = 0;
+
+	for (i = 0; i < c->ntls_cert; i++)
+		errors += check_file(c, "tls-cert", i, c->tls_cert[i]);
+	for (i = 0; i < c->ntls_key; i++)
+		errors += check_file(c, "tls-key", i, c->tls_key[i]);
+	errors += check_file(c, "tls-ocsp", CFG_LAST, c->tls_ocsp);
+	if (c->tls_client_verify > 0)
+		errors += check_file(c, "tls-client-ca", CFG_LAST,
+		    c->tls_client_ca);
+	return errors;
+}
+
+/* tls-* keys do nothing without a TLS port: say so, rather than serve
+ * plain ws to someone who thinks they configured wss. */
+static int check_tls_unused(const wsy_config *c)
+{
+	static const char *const tls_keys[] = { "tls-cert", "tls-key",
+	    "tls-servername", "tls-ocsp", "tls-priority", "tls-only",
+	    "tls-client-ca", "tls-client-verify", "tls-handshake-timeout",
+	    NULL };
+	size_t i;
+	int errors = 0;
+
+	if (cfg_failed(c, "tls-port"))
+		return 0;       /* its own error said enough */
+	for (i = 0; tls_keys[i]; i++)
+		if (cfg_where(c, tls_keys[i], 0))
+			errors += complain(c, tls_keys[i], 0, "unused: no "
+			    "tls-port is set (set tls-port, or -s PORT, or "
+			    "remove this key)");
+	return errors;
+}
+
+int cfg_check(const wsy_config *c)
+{
+	char why[160];
+	size_t n;
+	int errors = 0;
+
+	if (!cfg_tls_enabled(c))
+		return check_tls_unused(c);
+	if (c->ntls_cert != c->ntls_key) {
+		n = c->ntls_cert < c->ntls_key ? c->ntls_cert : c->ntls_key;
+		snprintf(why, sizeof(why), "%zu tls-cert but %zu tls-key: "
+		    "they go in pairs, in order", c->ntls_cert, c->ntls_key);
+		errors += complain(c, c->ntls_cert > n ? "tls-cert" :
+		    "tls-key", n, why);
+	} else if (c->ntls_cert == 0 && c->tls_servername[0] == '\0' &&
+	    !cfg_failed(c, "tls-cert") && !cfg_failed(c, "tls-key") &&
+	    !cfg_failed(c, "tls-servername")) {
+		errors += complain(c, "tls-port", CFG_LAST, "needs tls-cert "
+		    "and tls-key, or tls-servername for a self-signed "
+		    "certificate");
+	}
+	if (c->tls_client_verify > 0 && c->tls_client_ca[0] == '\0')
+		errors += complain(c, "tls-client-verify", CFG_LAST, "needs "
+		    "tls-client-ca (the CA that signs client certificates)");
+	return errors + check_tls_files(c);
+}
+
 int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
     const char *file, int line)
 {
@@ -418,7 +612,10 @@ int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
  * Debian's libinih is built without INI_HANDLER_LINENO, so the handler is
  * not told the line.  We feed inih through ini_parse_stream with our own
  * line reader and count lines there: inih calls the handler right after
- * reading the line that holds the key.
+ * reading the line that holds the key.  The reader also catches what inih
+ * would take in silence: a read error (the rest of the file would look
+ * like its end) and a line longer than inih's buffer (the rest of it
+ * would be parsed as a line of its own).
  */
 struct load_ctx {
 	wsy_config *c;
@@ -426,74 +623,182 @@ struct load_ctx {
 	FILE *f;
 	int line;
 	int errors;
+	int read_errno;     /* a read failed: the file ends here for inih */
+	int indented;       /* this line starts with blanks */
+	size_t first_src;   /* c->srcs and c->bopts before this file */
+	size_t first_bopt;
 };
+
+static int swallow_line(FILE *f)
+{
+	int ch;
+
+	while ((ch = getc(f)) != EOF && ch != '\n')
+		;
+	return ferror(f) ? -1 : 0;
+}
 
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load_ctx *x = stream;
-	char *r = fgets(str, num, x->f);
+	size_t n;
+	int ch;
 
-	if (r)
-		x->line++;
-	return r;
+	if (x->read_errno)
+		return NULL;
+	errno = 0;
+	if (fgets(str, num, x->f) == NULL) {
+		if (ferror(x->f))
+			x->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	x->line++;
+	x->indented = str[0] == ' ' || str[0] == '\t';
+	n = strlen(str);
+	if (n + 1 < (size_t)num || str[n - 1] == '\n')
+		return str;
+	if ((ch = getc(x->f)) == EOF || ch == '\n')
+		return str;     /* it just fits */
+	fprintf(stderr, "%s:%d: line too long (at most %d characters)\n",
+	    x->path, x->line, num - 2);
+	x->errors++;
+	if (swallow_line(x->f) < 0) {
+		x->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	str[0] = '\0';          /* inih skips an empty line */
+	return str;
+}
+
+static const cfg_src *seen_here(const struct load_ctx *x, const char *key)
+{
+	size_t i;
+
+	for (i = x->first_src; i < x->c->nsrcs; i++)
+		if (strcmp(x->c->srcs[i].key, key) == 0)
+			return &x->c->srcs[i];
+	return NULL;
+}
+
+/* inih reads an indented line as more of the value above (a second call
+ * for the same key): multi-line values are not supported. */
+static int continued(struct load_ctx *x, const char *name)
+{
+	if (!x->indented)
+		return 0;
+	fprintf(stderr, "%s:%d: %s: an indented line continues the value "
+	    "of the line above; write the whole value on one line\n",
+	    x->path, x->line, name);
+	x->errors++;
+	return 1;
+}
+
+/* One [core], [tls] or [kcp] key: each may be given once per file, except
+ * tls-cert and tls-key, which pair up in order. */
+static void set_core(struct load_ctx *x, const char *key, const char *name,
+    const char *value)
+{
+	const struct key *k = find_key(key);
+	const cfg_src *first;
+	char err[256];
+
+	if (continued(x, name))
+		return;
+	if (k && k->type != T_CERT && k->type != T_KEY &&
+	    (first = seen_here(x, k->name)) != NULL) {
+		fprintf(stderr, "%s:%d: %s: is duplicate (first given at line "
+		    "%d)\n", x->path, x->line, name, first->line);
+		x->errors++;
+		return;
+	}
+	if (cfg_set_from(x->c, key, value, x->path, x->line, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "%s:%d: %s: %s\n", x->path, x->line, name, err);
+		x->errors++;
+	}
 }
 
 static int on_ini(void *user, const char *section, const char *name,
     const char *value)
 {
 	struct load_ctx *x = user;
-	int line = x->line;
-	char err[256];
+	char k[64], pre[8];
 
 	if (strcmp(section, "core") == 0) {
-		if (cfg_set(x->c, name, value, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
-			    err);
-			x->errors++;
-		}
-	} else if (strcmp(section, "tls") == 0) {
-		char k[64];
-		snprintf(k, sizeof(k), "%s%s", strncmp(name, "tls-", 4) ?
-		    "tls-" : "", name);
-		if (cfg_set(x->c, k, value, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
-			    err);
-			x->errors++;
-		}
-	} else if (strcmp(section, "kcp") == 0) {
-		char k[64];
-		snprintf(k, sizeof(k), "%s%s", strncmp(name, "kcp-", 4) ?
-		    "kcp-" : "", name);
-		if (cfg_set(x->c, k, value, err, sizeof(err)) < 0) {
-			fprintf(stderr, "%s:%d: %s: %s\n", x->path, line, name,
-			    err);
-			x->errors++;
-		}
+		set_core(x, name, name, value);
+	} else if (strcmp(section, "tls") == 0 || strcmp(section, "kcp") ==
+	    0) {
+		/* [tls] cert = ... is tls-cert = ... in [core] */
+		snprintf(pre, sizeof(pre), "%s-", section);
+		snprintf(k, sizeof(k), "%s%s", strncmp(name, pre, 4) ? pre :
+		    "", name);
+		set_core(x, k, name, value);
 	} else if (strcmp(section, "backend") == 0) {
-		if (cfg_add_backend_opt(x->c, name, value, x->path, line) < 0) {
+		if (continued(x, name))
+			;
+		else if (cfg_add_backend_opt(x->c, name, value, x->path,
+		    x->line) < 0) {
 			fprintf(stderr, "%s:%d: %s: out of memory\n", x->path,
-			    line, name);
+			    x->line, name);
 			x->errors++;
 		}
 	} else {
 		fprintf(stderr, "%s:%d: %s: unknown section [%s] (core, "
-		    "tls, kcp, backend)\n", x->path, line, name, section);
+		    "tls, kcp, backend)\n", x->path, x->line, name, section);
 		x->errors++;
 	}
 	return 1;   /* keep going: report every error at once */
 }
 
-int cfg_load(wsy_config *c, const char *path)
+/* The built-in backends' repeatable keys.  An outside plugin's keys are
+ * its own business: it gets every value, in order. */
+static int backend_repeats(const char *backend, const char *key)
 {
-	struct load_ctx x = { c, path, NULL, 0, 0 };
+	if (strcmp(backend, "file") == 0)
+		return strcmp(key, "expression") == 0;
+	return strcmp(backend, "static") != 0 && strcmp(backend, "unix") != 0;
+}
+
+static int backend_duplicates(const struct load_ctx *x)
+{
+	const wsy_config *c = x->c;
+	size_t i, j;
+	int errors = 0;
+
+	for (i = x->first_bopt; i < c->nbopts; i++) {
+		if (backend_repeats(c->backend, c->bopts[i].key))
+			continue;
+		for (j = x->first_bopt; j < i; j++)
+			if (strcmp(c->bopts[j].key, c->bopts[i].key) == 0)
+				break;
+		if (j < i) {
+			fprintf(stderr, "%s:%d: %s: is duplicate (first given "
+			    "at line %d)\n", x->path, c->bopts[i].line,
+			    c->bopts[i].key, c->bopts[j].line);
+			errors++;
+		}
+	}
+	return errors;
+}
+
+int cfg_load_stream(wsy_config *c, const char *path, FILE *f)
+{
+	struct load_ctx x;
 	int r;
 
-	if ((x.f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		return 1;
-	}
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.path = path;
+	x.f = f;
+	x.first_src = c->nsrcs;
+	x.first_bopt = c->nbopts;
 	r = ini_parse_stream(read_line, &x, on_ini, &x);
-	fclose(x.f);
+	if (x.read_errno) {
+		fprintf(stderr, "%s:%d: read error: %s\n", path, x.line + 1,
+		    strerror(x.read_errno));
+		c->load_failed = 1;
+		return x.errors + 1;
+	}
 	if (r > 0) {
 		/* inih reports the first syntax error line (a line that is
 		 * neither a section, a key = value nor a comment). */
@@ -501,8 +806,33 @@ int cfg_load(wsy_config *c, const char *path)
 		    "key = value)\n", path, r);
 		x.errors++;
 	} else if (r < 0) {
-		fprintf(stderr, "%s: cannot read\n", path);
+		fprintf(stderr, "%s: out of memory\n", path);
+		c->load_failed = 1;
 		x.errors++;
 	}
-	return x.errors;
+	return x.errors + backend_duplicates(&x);
+}
+
+int cfg_load(wsy_config *c, const char *path)
+{
+	struct stat sb;
+	FILE *f;
+	int n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		fprintf(stderr, "%s: cannot open: %s\n", path,
+		    strerror(errno));
+		c->load_failed = 1;
+		return 1;
+	}
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "%s: is a directory, not a configuration "
+		    "file\n", path);
+		fclose(f);
+		c->load_failed = 1;
+		return 1;
+	}
+	n = cfg_load_stream(c, path, f);
+	fclose(f);
+	return n;
 }

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* One backend option, kept in order with where it came from. */
 typedef struct cfg_opt {
@@ -16,6 +17,14 @@ typedef struct cfg_opt {
 	char *file;      /* "-c" for the command line */
 	int line;
 } cfg_opt;
+
+/* Where a [core] key was set, in order, for the checks after parsing. */
+typedef struct cfg_src {
+	const char *key;  /* the table's spelling (static) */
+	char *file;       /* the INI file, or the flag ("-C", "-s", "-o") */
+	int line;         /* 0 for flags */
+	int bad;          /* the value was refused */
+} cfg_src;
 
 typedef struct wsy_config {
 	char listen[256];
@@ -77,6 +86,9 @@ typedef struct wsy_config {
 	uint64_t tls_handshake_timeout_ms;
 	cfg_opt *bopts;              /* [backend] / -c, in order */
 	size_t nbopts;
+	cfg_src *srcs;               /* where each [core] key was set */
+	size_t nsrcs;
+	int load_failed;             /* the file was not read to the end */
 } wsy_config;
 
 void cfg_defaults(wsy_config *c);
@@ -86,6 +98,27 @@ void cfg_free(wsy_config *c);
 int cfg_set(wsy_config *c, const char *key, const char *value, char *err,
     size_t errlen);
 
+/* cfg_set, remembering where the key came from (file and line, or a flag
+ * with line 0) for cfg_where.  A refused value is remembered as bad. */
+int cfg_set_from(wsy_config *c, const char *key, const char *value,
+    const char *file, int line, char *err, size_t errlen);
+
+/* The nth setting of key (0 = first, CFG_LAST = the last), or NULL if it
+ * was never set (a default).  cfg_failed: a setting of key was refused. */
+#define CFG_LAST ((size_t)-1)
+const cfg_src *cfg_where(const wsy_config *c, const char *key, size_t nth);
+int cfg_failed(const wsy_config *c, const char *key);
+
+/* "FILE:LINE: KEY", "-C KEY" or "KEY" (a default): the prefix of a
+ * message about a setting. */
+void cfg_where_str(const cfg_src *s, const char *key, char *buf,
+    size_t len);
+
+/* Checks across keys, after parsing (a certificate needs a key and a TLS
+ * port, ws-path ...).  Prints each problem as "FILE:LINE: KEY: reason" and
+ * returns their count. */
+int cfg_check(const wsy_config *c);
+
 /* Append a backend option.  Returns 0 or -1 (out of memory). */
 int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
     const char *file, int line);
@@ -94,9 +127,16 @@ int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
 int cfg_tls_enabled(const wsy_config *c);
 
 /* Read an INI file: [core] keys and [backend] options.  Prints every error
- * to stderr as "FILE:LINE: KEY: reason" and returns their count (a missing
- * or unreadable file is one error). */
+ * to stderr as "FILE:LINE: KEY: reason" and returns their count.  A key
+ * given twice in a section is an error ("is duplicate", naming both lines),
+ * except the repeatable ones (tls-cert, tls-key, and a backend's own, such
+ * as the file backend's expression).  A file that cannot be opened or read
+ * to the end is an error naming the file and the reason, and sets
+ * c->load_failed (its settings are incomplete: later checks would only
+ * add noise). */
 int cfg_load(wsy_config *c, const char *path);
+/* The same from an open stream (borrowed; path names it in messages). */
+int cfg_load_stream(wsy_config *c, const char *path, FILE *f);
 
 /* Parse seconds with optional decimals ("10", "0.5") into milliseconds.
  * Returns 0 or -1. */

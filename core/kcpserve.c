@@ -589,11 +589,15 @@ static int bind_udp(const char *spec, char *err, size_t errlen)
 
 static int setup_key(const wsy_config *cfg)
 {
+	char where[PATH_MAX + 80];
+
 	if (cfg->kcp_psk[0] == '\0')
 		return 0;
 	if (psk_key_from_base64(cfg->kcp_psk, K.key) < 0) {
-		fprintf(stderr, "kcp-psk: expected 32 bytes in base64 "
-		    "(websocksy --genpsk)\n");
+		cfg_where_str(cfg_where(cfg, "kcp-psk", CFG_LAST), "kcp-psk",
+		    where, sizeof(where));
+		fprintf(stderr, "%s: expected 32 bytes in base64 (websocksy "
+		    "--genpsk)\n", where);
 		return -1;
 	}
 	if ((K.pc = psk_ctx_new(K.key, cfg->kcp_replay_cache)) == NULL) {
@@ -656,17 +660,27 @@ static int setup_table(const wsy_config *cfg)
 	return 0;
 }
 
+int kcpserve_prepare(const wsy_config *cfg)
+{
+	int errors;
+
+	if (cfg->kcp_listen[0] == '\0')
+		return 0;
+	K.cfg = cfg;
+	errors = (setup_key(cfg) < 0) + (setup_framing(cfg) < 0);
+	if (errors == 0 && setup_table(cfg) < 0)
+		errors++;
+	if (errors == 0)
+		setup_kcp(cfg);
+	return errors;
+}
+
 int kcpserve_start(const wsy_config *cfg)
 {
 	char err[256];
 
 	if (cfg->kcp_listen[0] == '\0')
 		return 0;
-	K.cfg = cfg;
-	if (setup_key(cfg) < 0 || setup_framing(cfg) < 0 ||
-	    setup_table(cfg) < 0)
-		return -1;
-	setup_kcp(cfg);
 	if ((K.fd = bind_udp(cfg->kcp_listen, err, sizeof(err))) < 0) {
 		fprintf(stderr, "kcp-listen %s: %s\n", cfg->kcp_listen, err);
 		return -1;

@@ -9,7 +9,11 @@
 
 #include "cfg.h"
 
-/* Start listening on cfg->kcp_listen (no-op if empty).  Returns 0, or -1
+/* Check the KCP settings and load the session framing (no-op if
+ * kcp-listen is empty), before anything listens.  Prints each problem to
+ * stderr and returns their count. */
+int kcpserve_prepare(const wsy_config *cfg);
+/* Then listen on cfg->kcp_listen (no-op if empty).  Returns 0, or -1
  * with a reason printed to stderr. */
 int kcpserve_start(const wsy_config *cfg);
 /* Graceful stop: GOAWAY to every session (bounded by close-timeout). */

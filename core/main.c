@@ -87,7 +87,7 @@ static int set_flag(wsy_config *c, const char *flag, const char *key,
 {
 	char err[256];
 
-	if (cfg_set(c, key, value, err, sizeof(err)) < 0) {
+	if (cfg_set_from(c, key, value, flag, 0, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s %s: %s\n", flag, key, err);
 		return 1;
 	}
@@ -243,23 +243,14 @@ static void tls_config(const wsy_config *c)
 	tls_cfg.client_verify = c->tls_client_verify;
 }
 
-/* Credentials for the TLS port; errors go to stderr before listening. */
+/* Credentials for the TLS port, loaded before anything listens (the
+ * files were checked by cfg_check: this is about their contents). */
 static int tls_start(const wsy_config *c)
 {
 	char err[512], fp[128] = "";
 
 	if (!cfg_tls_enabled(c))
 		return 0;
-	if (c->ntls_cert != c->ntls_key) {
-		fprintf(stderr, "tls: %zu tls-cert but %zu tls-key: they go "
-		    "in pairs\n", c->ntls_cert, c->ntls_key);
-		return -1;
-	}
-	if (c->ntls_cert == 0 && c->tls_servername[0] == '\0') {
-		fprintf(stderr, "tls-port: needs tls-cert and tls-key, or "
-		    "tls-servername for a self-signed certificate\n");
-		return -1;
-	}
 	tls_config(c);
 	if ((tls_srv = tls_server_new(&tls_cfg, fp, sizeof(fp), err,
 	    sizeof(err))) == NULL) {
@@ -290,58 +281,94 @@ static void on_reload(void *arg)
 		log_info(0, "tls: certificates reloaded");
 }
 
-static int listen_all(const wsy_config *c)
+static int listen_port(const wsy_config *c, const char *port, int tls)
 {
 	char err[512];
-	int fds[16], n, i, total = 0;
+	int fds[16], n, i;
 
-	if (c->port[0]) {
-		if ((n = sock_listen(c->listen, c->port, fds, 16, err,
-		    sizeof(err))) < 0) {
-			fprintf(stderr, "websocksy: %s\n", err);
-			return -1;
-		}
-		for (i = 0; i < n; i++)
-			bridge_listen(fds[i], 0);
-		total += n;
-		log_info(0, "listening on %s%s%s:%s (ws), backend %s",
-		    strchr(c->listen, ':') ? "[" : "", c->listen,
-		    strchr(c->listen, ':') ? "]" : "", c->port, c->backend);
-	}
-	if (cfg_tls_enabled(c)) {
-		if ((n = sock_listen(c->listen, c->tls_port, fds, 16, err,
-		    sizeof(err))) < 0) {
-			fprintf(stderr, "websocksy: %s\n", err);
-			return -1;
-		}
-		for (i = 0; i < n; i++)
-			bridge_listen(fds[i], 1);
-		total += n;
-		log_info(0, "listening on %s%s%s:%s (wss%s), backend %s",
-		    strchr(c->listen, ':') ? "[" : "", c->listen,
-		    strchr(c->listen, ':') ? "]" : "", c->tls_port,
-		    c->tls_only ? "" : " and ws", c->backend);
-	}
-	if (total == 0 && c->kcp_listen[0] == '\0') {
-		fprintf(stderr, "websocksy: nothing to listen on (port 0 and "
-		    "no tls-port)\n");
+	if ((n = sock_listen(c->listen, port, fds, 16, err, sizeof(err))) <
+	    0) {
+		fprintf(stderr, "websocksy: %s\n", err);
 		return -1;
 	}
+	for (i = 0; i < n; i++)
+		bridge_listen(fds[i], tls);
 	return 0;
+}
+
+/* Every socket is bound before the first "listening" line: a port in
+ * use fails the start without a line that says it is up. */
+static int listen_all(const wsy_config *c)
+{
+	const char *lb = strchr(c->listen, ':') ? "[" : "";
+	const char *rb = *lb ? "]" : "";
+
+	if ((c->port[0] && listen_port(c, c->port, 0) < 0) ||
+	    (cfg_tls_enabled(c) && listen_port(c, c->tls_port, 1) < 0) ||
+	    kcpserve_start(c) < 0)
+		return -1;
+	if (c->port[0])
+		log_info(0, "listening on %s%s%s:%s (ws), backend %s", lb,
+		    c->listen, rb, c->port, c->backend);
+	if (cfg_tls_enabled(c))
+		log_info(0, "listening on %s%s%s:%s (wss%s), backend %s", lb,
+		    c->listen, rb, c->tls_port, c->tls_only ? "" : " and ws",
+		    c->backend);
+	return 0;
+}
+
+/* A refused tls-* value: loading the credentials would only add noise. */
+static int tls_keys_failed(const wsy_config *c)
+{
+	static const char *const keys[] = { "tls-port", "tls-cert",
+	    "tls-key", "tls-servername", "tls-ocsp", "tls-priority",
+	    "tls-client-ca", "tls-client-verify", NULL };
+	size_t i;
+
+	for (i = 0; keys[i]; i++)
+		if (cfg_failed(c, keys[i]))
+			return 1;
+	return 0;
+}
+
+/* Everything that can be wrong with the configuration, reported at once
+ * and before anything listens: the keys (parse_args), the checks across
+ * keys, the backend and its options, the TLS files, the KCP settings.  A
+ * stage whose input already failed is skipped: its errors would be noise
+ * ("host: required" for a file that could not be read). */
+static int check_all(wsy_config *c, backend *be, int errors)
+{
+	int cross;
+
+	if (c->load_failed)
+		return errors;
+	errors += (cross = cfg_check(c));
+	if (c->port[0] == '\0' && !cfg_tls_enabled(c) &&
+	    c->kcp_listen[0] == '\0' && !cfg_failed(c, "port") &&
+	    !cfg_failed(c, "tls-port") && !cfg_failed(c, "kcp-listen")) {
+		fprintf(stderr, "websocksy: nothing to listen on (port 0 and "
+		    "no tls-port)\n");
+		errors++;
+	}
+	/* A KCP-only server has no WebSocket listener: its streams go to
+	 * kcp-peer, and no backend is asked. */
+	if ((c->port[0] || cfg_tls_enabled(c)) && !cfg_failed(c, "backend") &&
+	    !cfg_failed(c, "plugins"))
+		errors += start_backend(c, be);
+	if (cross == 0 && !tls_keys_failed(c) && tls_start(c) < 0)
+		errors++;
+	return errors + kcpserve_prepare(c);
 }
 
 int main(int argc, char **argv)
 {
 	wsy_config cfg;
 	backend be;
-	int verbosity = 0, sip003_mode = 0, n, rc = 1;
+	int verbosity = 0, sip003_mode = 0, n, errors, rc = 1;
 
 	log_set_prog("websocksy");
 	cfg_defaults(&cfg);
-	if (parse_args(argc, argv, &cfg, &verbosity, &sip003_mode) > 0) {
-		cfg_free(&cfg);
-		return 1;
-	}
+	errors = parse_args(argc, argv, &cfg, &verbosity, &sip003_mode);
 	if (cfg.tunnel && !has_backend_opt(&cfg, "framing") &&
 	    cfg_add_backend_opt(&cfg, "framing", cfg.tunnel_mux ? "kcp-mux" :
 	    "binary", "-o", 0) < 0) {
@@ -364,15 +391,10 @@ int main(int argc, char **argv)
 	if (cfg.resolver[0] && dns_set_servers(cfg.resolver) < 0) {
 		fprintf(stderr, "websocksy: resolver: bad server list '%s'\n",
 		    cfg.resolver);
-		goto out;
+		errors++;
 	}
-	/* A KCP-only server has no WebSocket listener: its streams go to
-	 * kcp-peer, and no backend is asked. */
-	if ((cfg.port[0] || cfg_tls_enabled(&cfg)) &&
-	    start_backend(&cfg, &be) > 0)
-		goto out;
-	if (bridge_init(&cfg, &be) < 0 || tls_start(&cfg) < 0 ||
-	    listen_all(&cfg) < 0 || kcpserve_start(&cfg) < 0)
+	if (check_all(&cfg, &be, errors) > 0 || bridge_init(&cfg, &be) < 0 ||
+	    listen_all(&cfg) < 0)
 		goto out;
 	loop_signal(SIGTERM, on_stop, NULL);
 	loop_signal(SIGINT, on_stop, NULL);

@@ -363,9 +363,17 @@ static void trim(char *s)
  * Server credentials
  */
 
+/* "what: GnuTLS's reason", and the system's for a file that cannot be
+ * read (GnuTLS only says "Error while reading file"). */
 static int set_err(char *err, size_t errlen, const char *what, int ret)
 {
-	snprintf(err, errlen, "%s: %s", what, gnutls_strerror(ret));
+	int e = errno;
+
+	if (ret == GNUTLS_E_FILE_ERROR && e != 0)
+		snprintf(err, errlen, "%s: %s (%s)", what, gnutls_strerror(ret),
+		    strerror(e));
+	else
+		snprintf(err, errlen, "%s: %s", what, gnutls_strerror(ret));
 	return -1;
 }
 
@@ -505,6 +513,7 @@ static int load_key(const char *file, gnutls_x509_privkey_t *key,
 
 	snprintf(what, sizeof(what), "key %s", file);
 	*key = NULL;
+	errno = 0;
 	if ((ret = gnutls_load_file(file, &d)) < 0)
 		return set_err(err, errlen, what, ret);
 	if ((ret = gnutls_x509_privkey_init(key)) >= 0 &&
@@ -531,6 +540,7 @@ static int load_pair(gnutls_certificate_credentials_t cred,
 	int ret;
 
 	snprintf(what, sizeof(what), "certificate %s", cert);
+	errno = 0;
 	if ((ret = gnutls_load_file(cert, &d)) < 0)
 		return set_err(err, errlen, what, ret);
 	ret = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM,

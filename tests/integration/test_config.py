@@ -5,8 +5,10 @@ import socket
 
 import pytest
 
-from conftest import free_port, run_binary, tcp_peer_args
+from conftest import BIN, REPO, free_port, run_binary, tcp_peer_args
 from rawws import OP_TEXT, RawWS
+
+CERTS = os.path.join(REPO, "tests", "certs")
 
 
 def echo_ok(host, port, text="ping?"):
@@ -215,6 +217,186 @@ def test_missing_ini_file(tmp_path):
     rc, out, err = run_binary(["does-not-exist.ini"], cwd=str(tmp_path))
     assert rc == 1
     assert "does-not-exist.ini" in err, err
+
+
+# Part 5 of issue 13: errors that were silent, or shown one stage at a time.
+def plugin_args():
+    plugins = os.environ.get("WEBSOCKSY_PLUGINS") or os.path.join(
+        os.path.dirname(BIN), "plugins")
+    return ["-C", "plugins=" + plugins]
+
+
+def test_ini_duplicate_core_key(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\nping = 5\nport = %d\n"
+                       % (free_port(), free_port()))
+    assert "bad.ini:4: port: is duplicate (first given at line 2)" in err, err
+
+
+def test_ini_duplicate_across_core_and_tls(tmp_path):
+    err = config_error(tmp_path, "[core]\ntls-port = %d\n[tls]\nport = %d\n"
+                       % (free_port(), free_port()))
+    assert "bad.ini:4: port: is duplicate (first given at line 2)" in err, err
+
+
+def test_ini_duplicate_backend_key(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n[backend]\nhost = 127.0.0.1\n"
+                       "port = 1\nport = 2\n" % free_port())
+    assert "bad.ini:6: port: is duplicate (first given at line 5)" in err, err
+
+
+def test_ini_repeatable_keys_are_not_duplicates(websocksy, peers, tmp_path):
+    """tls-cert/tls-key pairs and the file backend's expressions repeat."""
+    (tmp_path / "routes").mkdir()
+    (tmp_path / "routes" / "default").write_text("tcp://127.0.0.1:%d *\n"
+                                                 % peers.tcp_echo().port)
+    ini = ("[core]\nport = {port}\nbackend = file\nplugins = %s\n"
+           "[tls]\nport = %d\ncert = %s\nkey = %s\ncert = %s\nkey = %s\n"
+           "[backend]\npath = %s\nexpression = %%endpoint%%\nexpression = default\n"
+           % (plugin_args()[1].split("=", 1)[1], free_port(),
+              os.path.join(CERTS, "localhost.pem"), os.path.join(CERTS, "localhost.key"),
+              os.path.join(CERTS, "other.pem"), os.path.join(CERTS, "other.key"),
+              tmp_path / "routes"))
+    srv = websocksy(ini=ini)
+    assert echo_ok("127.0.0.1", srv.port)
+
+
+def test_ini_directory(tmp_path):
+    (tmp_path / "bad.ini").mkdir()
+    rc, out, err = run_binary(["bad.ini"], cwd=str(tmp_path))
+    assert rc == 1, err
+    assert "bad.ini: is a directory" in err, err
+    assert "required" not in err and "listening" not in err, err
+
+
+def test_ini_cannot_open(tmp_path):
+    (tmp_path / "notadir").write_text("")
+    rc, out, err = run_binary(["notadir/bad.ini"], cwd=str(tmp_path))
+    assert rc == 1, err
+    assert "notadir/bad.ini: cannot open: Not a directory" in err, err
+    assert "required" not in err, err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_ini_unreadable(tmp_path):
+    (tmp_path / "bad.ini").write_text("[core]\nport = 1\n")
+    os.chmod(str(tmp_path / "bad.ini"), 0)
+    rc, out, err = run_binary(["bad.ini"], cwd=str(tmp_path))
+    assert rc == 1, err
+    assert "bad.ini: cannot open: Permission denied" in err, err
+    assert "required" not in err, err
+
+
+def test_ini_core_and_backend_errors_in_one_run(tmp_path):
+    """[backend] errors used to show only once [core] was fixed."""
+    err = config_error(tmp_path, "[core]\nport = nope\nbogus = 1\n[backend]\n"
+                       "host = gopher://127.0.0.1:70\nfoo = 1\n")
+    for want in ("bad.ini:2: port: ", "bad.ini:3: bogus: ", "bad.ini:5: host: ",
+                 "bad.ini:6: foo: "):
+        assert want in err, (want, err)
+
+
+def test_ini_core_backend_and_tls_errors_in_one_run(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\nmax-headers = 1\n[tls]\nport = %d\n"
+                       "cert = /nonexistent/c.pem\nkey = /nonexistent/k.pem\n"
+                       "[backend]\nfoo = 1\n" % (free_port(), free_port()))
+    for want in ("bad.ini:3: max-headers: ",
+                 "bad.ini:6: tls-cert: cannot read /nonexistent/c.pem: "
+                 "No such file or directory",
+                 "bad.ini:7: tls-key: cannot read /nonexistent/k.pem: ",
+                 "bad.ini:9: foo: "):
+        assert want in err, (want, err)
+
+
+def test_tls_file_unreadable_flag(tmp_path):
+    rc, out, err = run_binary(["-p", "0", "-s", str(free_port()),
+                               "-C", "tls-cert=" + str(tmp_path),
+                               "-C", "tls-key=" + os.path.join(CERTS, "localhost.key"),
+                               "-c", "host=127.0.0.1", "-c", "port=1"])
+    assert rc == 1, err
+    assert "-C tls-cert: cannot read %s: Is a directory" % tmp_path in err, err
+    assert "listening" not in err, err
+
+
+def test_tls_file_bad_contents(tmp_path):
+    """Readable but not a certificate: the file and GnuTLS's reason."""
+    (tmp_path / "c.pem").write_text("not a certificate\n")
+    err = config_error(tmp_path, "[core]\nport = 0\n[tls]\nport = %d\ncert = c.pem\n"
+                       "key = %s\n[backend]\nhost = 127.0.0.1\nport = 1\n"
+                       % (free_port(), os.path.join(CERTS, "localhost.key")))
+    assert "certificate c.pem: No certificate was found" in err, err
+
+
+def test_tls_cert_without_tls_port(tmp_path):
+    err = config_error(tmp_path, "[core]\nport = %d\n[tls]\ncert = %s\nkey = %s\n"
+                       "[backend]\nhost = 127.0.0.1\nport = 1\n"
+                       % (free_port(), os.path.join(CERTS, "localhost.pem"),
+                          os.path.join(CERTS, "localhost.key")))
+    assert "bad.ini:4: tls-cert: unused: no tls-port is set" in err, err
+    assert "bad.ini:5: tls-key: unused: no tls-port is set" in err, err
+
+
+def test_tls_flag_without_tls_port(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), "-C", "tls-servername=localhost",
+                               "-c", "host=127.0.0.1", "-c", "port=1"])
+    assert rc == 1, err
+    assert "-C tls-servername: unused: no tls-port is set" in err, err
+    assert "listening" not in err, err
+
+
+def test_tls_port_in_use_logs_no_listening(tmp_path):
+    """Every socket is bound before the first "listening" line."""
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        rc, out, err = run_binary(["-l", "127.0.0.1", "-p", str(free_port()),
+                                   "-s", str(busy.getsockname()[1]),
+                                   "-C", "tls-servername=localhost",
+                                   "-c", "host=127.0.0.1", "-c", "port=1"])
+    finally:
+        busy.close()
+    assert rc == 1, err
+    assert "listening" not in err, err
+    assert "in use" in err.lower(), err
+
+
+def test_kcp_error_logs_no_listening(tmp_path):
+    rc, out, err = run_binary(["-p", str(free_port()), *plugin_args(),
+                               "-C", "kcp-listen=127.0.0.1:%d"
+                               % free_port(kind=socket.SOCK_DGRAM),
+                               "-C", "kcp-psk=short", "-c", "host=127.0.0.1",
+                               "-c", "port=1", "-c", "bogus=1"])
+    assert rc == 1, err
+    assert "-C kcp-psk: expected 32 bytes" in err, err
+    assert "-c bogus: " in err, err
+    assert "listening" not in err, err
+
+
+def test_kcp_port_in_use_logs_no_listening(tmp_path):
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    try:
+        rc, out, err = run_binary(["-p", str(free_port()), *plugin_args(),
+                                   "-C", "kcp-listen=127.0.0.1:%d" % busy.getsockname()[1],
+                                   "-c", "host=127.0.0.1", "-c", "port=1"])
+    finally:
+        busy.close()
+    assert rc == 1, err
+    assert "kcp-listen" in err, err
+    assert "listening" not in err, err
+
+
+@pytest.mark.parametrize("how", ["-o", "ini"])
+def test_server_path_needs_leading_slash(tmp_path, how):
+    if how == "-o":
+        rc, out, err = run_binary(["-p", str(free_port()), "-o", "ws;path=ws",
+                                   "-c", "host=127.0.0.1", "-c", "port=1"])
+        assert rc == 1, err
+        assert "-o: option 'path': 'ws' must start with '/'" in err, err
+    else:
+        err = config_error(tmp_path, "[core]\nport = %d\nws-path = ws\n" % free_port())
+        assert "bad.ini:3: ws-path: 'ws' must start with '/'" in err, err
 
 
 def test_flag_unknown_backend_option(tmp_path):

@@ -2,6 +2,7 @@
  * test_cfg.c - configuration: the [core] key table, seconds, lists, INI
  * files with errors reported by file, line and key.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +26,63 @@ static const char *write_ini(const char *text)
 	return tmpl;
 }
 
-/* Run cfg_load with stderr captured into out. */
-static int load_capture(wsy_config *c, const char *path, char *out,
-    size_t outlen)
+/* stderr goes to a file between capture_begin and capture_end. */
+static FILE *cap;
+static int saved_fd;
+
+static void capture_begin(void)
 {
-	FILE *cap = tmpfile();
-	int saved = dup(2), n;
+	cap = tmpfile();
+	saved_fd = dup(2);
+	fflush(stderr);
+	dup2(fileno(cap), 2);
+}
+
+static void capture_end(char *out, size_t outlen)
+{
 	size_t r;
 
 	fflush(stderr);
-	dup2(fileno(cap), 2);
-	n = cfg_load(c, path);
-	fflush(stderr);
-	dup2(saved, 2);
-	close(saved);
+	dup2(saved_fd, 2);
+	close(saved_fd);
 	rewind(cap);
 	r = fread(out, 1, outlen - 1, cap);
 	out[r] = '\0';
 	fclose(cap);
+}
+
+/* Run cfg_load with stderr captured into out. */
+static int load_capture(wsy_config *c, const char *path, char *out,
+    size_t outlen)
+{
+	int n;
+
+	capture_begin();
+	n = cfg_load(c, path);
+	capture_end(out, outlen);
 	return n;
+}
+
+static int check_capture(const wsy_config *c, char *out, size_t outlen)
+{
+	int n;
+
+	capture_begin();
+	n = cfg_check(c);
+	capture_end(out, outlen);
+	return n;
+}
+
+/* out holds "PATH" followed by rest. */
+static int has(const char *out, const char *path, const char *rest)
+{
+	char want[512];
+
+	snprintf(want, sizeof(want), "%s%s", path, rest);
+	if (strstr(out, want))
+		return 1;
+	fprintf(stderr, "want \"%s\" in:\n%s", want, out);
+	return 0;
 }
 
 static void test_defaults(void)
@@ -184,7 +223,229 @@ static void test_ini(void)
 	cfg_defaults(&c);
 	CHECK_EQ(load_capture(&c, "/nonexistent/websocksy.cfg", out,
 	    sizeof(out)), 1);
-	CHECK(strstr(out, "/nonexistent/websocksy.cfg: No such file") != NULL);
+	CHECK(strstr(out, "/nonexistent/websocksy.cfg: cannot open: No such "
+	    "file") != NULL);
+	CHECK(c.load_failed);
+	cfg_free(&c);
+}
+
+/* A key twice in one section is an error naming both lines (nginx's "is
+ * duplicate"); tls-cert/tls-key and the file backend's expression repeat. */
+static void test_duplicates(void)
+{
+	wsy_config c;
+	char out[2048];
+	const char *p;
+
+	cfg_defaults(&c);
+	p = write_ini("[core]\nport = 1\nport = 2\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 1);
+	CHECK(has(out, p, ":3: port: is duplicate (first given at line 2)"));
+	CHECK(strcmp(c.port, "1") == 0);
+	unlink(p);
+	cfg_free(&c);
+
+	/* [tls] port is tls-port; a second [core] section is the same one */
+	cfg_defaults(&c);
+	p = write_ini("[core]\ntls-port = 9443\n[tls]\nport = 9444\n"
+	    "[core]\nping = 1\n[core]\nping = 2\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 2);
+	CHECK(has(out, p, ":4: port: is duplicate (first given at line 2)"));
+	CHECK(has(out, p, ":8: ping: is duplicate (first given at line 6)"));
+	unlink(p);
+	cfg_free(&c);
+
+	/* A refused first value still counts as given. */
+	cfg_defaults(&c);
+	p = write_ini("[core]\nmax-headers = 1\nmax-headers = 8\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 2);
+	CHECK(has(out, p, ":3: max-headers: is duplicate (first given at "
+	    "line 2)"));
+	unlink(p);
+	cfg_free(&c);
+
+	cfg_defaults(&c);
+	p = write_ini("[tls]\ncert = a.pem\nkey = a.key\ncert = b.pem\n"
+	    "key = b.key\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK_EQ(c.ntls_cert, 2);
+	CHECK_EQ(c.ntls_key, 2);
+	unlink(p);
+	cfg_free(&c);
+
+	/* [backend] of the static backend: every key is single */
+	cfg_defaults(&c);
+	p = write_ini("[backend]\nhost = a\nport = 1\nframing = binary\n"
+	    "port = 2\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 1);
+	CHECK(has(out, p, ":5: port: is duplicate (first given at line 3)"));
+	unlink(p);
+	cfg_free(&c);
+
+	/* the file backend's expression repeats, its path does not; the
+	 * backend may be named after its [backend] section */
+	cfg_defaults(&c);
+	p = write_ini("[backend]\npath = /a\nexpression = %endpoint%\n"
+	    "expression = default\npath = /b\n[core]\nbackend = file\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 1);
+	CHECK(has(out, p, ":5: path: is duplicate (first given at line 2)"));
+	unlink(p);
+	cfg_free(&c);
+
+	/* an outside backend gets every value, in order */
+	cfg_defaults(&c);
+	p = write_ini("[core]\nbackend = mine\n[backend]\nx = 1\nx = 2\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK_EQ(c.nbopts, 2);
+	unlink(p);
+	cfg_free(&c);
+}
+
+/* A read error after "[core]\nport = 1\n": a stream that fails. */
+static ssize_t failing_read(void *cookie, char *buf, size_t size)
+{
+	static const char text[] = "[core]\nport = 1\n";
+	size_t *off = cookie;
+
+	if (*off >= sizeof(text) - 1) {
+		errno = EIO;
+		return -1;
+	}
+	if (size > sizeof(text) - 1 - *off)
+		size = sizeof(text) - 1 - *off;
+	memcpy(buf, text + *off, size);
+	*off += size;
+	return (ssize_t)size;
+}
+
+static void test_unreadable(void)
+{
+	cookie_io_functions_t io = { failing_read, NULL, NULL, NULL };
+	char dir[] = "/tmp/wsy-cfgdir-XXXXXX", out[2048], line[400];
+	size_t off = 0;
+	wsy_config c;
+	const char *p;
+	FILE *f;
+	int n;
+
+	/* a directory: named as one, not read as an empty file */
+	CHECK(mkdtemp(dir) != NULL);
+	cfg_defaults(&c);
+	CHECK_EQ(load_capture(&c, dir, out, sizeof(out)), 1);
+	CHECK(has(out, dir, ": is a directory"));
+	CHECK(c.load_failed);
+	cfg_free(&c);
+	rmdir(dir);
+
+	/* a read error part-way: file, line and the system's reason */
+	cfg_defaults(&c);
+	f = fopencookie(&off, "r", io);
+	CHECK(f != NULL);
+	capture_begin();
+	n = cfg_load_stream(&c, "broken.ini", f);
+	capture_end(out, sizeof(out));
+	fclose(f);
+	CHECK_EQ(n, 1);
+	CHECK(has(out, "broken.ini", ":3: read error: Input/output error"));
+	CHECK(c.load_failed);
+	CHECK(strcmp(c.port, "1") == 0);
+	cfg_free(&c);
+
+	/* a line longer than inih's buffer is refused, not split in two */
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	memcpy(line, "origin = ", 9);
+	{
+		char text[600];
+		snprintf(text, sizeof(text), "[core]\n%s\nping = 3\n", line);
+		p = write_ini(text);
+	}
+	cfg_defaults(&c);
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 1);
+	CHECK(has(out, p, ":2: line too long"));
+	CHECK(c.origins == NULL);
+	CHECK_EQ(c.ping_ms, 3000);
+	CHECK(!c.load_failed);
+	unlink(p);
+	cfg_free(&c);
+
+	/* an indented line would continue the value above */
+	cfg_defaults(&c);
+	p = write_ini("[core]\norigin = https://a\n  https://b\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 1);
+	CHECK(has(out, p, ":3: origin: an indented line continues"));
+	unlink(p);
+	cfg_free(&c);
+}
+
+/* Checks across keys name where each key was set. */
+static void test_check(void)
+{
+	wsy_config c;
+	char out[2048], err[256];
+	const char *p;
+
+	/* tls-* without a TLS port: unused, from a file or a flag */
+	cfg_defaults(&c);
+	p = write_ini("[core]\nport = 9001\n[tls]\ncert = a.pem\nkey = a.key\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 2);
+	CHECK(has(out, p, ":4: tls-cert: unused: no tls-port"));
+	CHECK(has(out, p, ":5: tls-key: unused: no tls-port"));
+	unlink(p);
+	cfg_free(&c);
+
+	cfg_defaults(&c);
+	CHECK_EQ(cfg_set_from(&c, "tls-servername", "x", "-C", 0, err,
+	    sizeof(err)), 0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 1);
+	CHECK(has(out, "-C tls-servername: unused", ""));
+	/* ...and not twice when tls-port itself was refused */
+	CHECK_EQ(cfg_set_from(&c, "tls-port", "x", "-s", 0, err,
+	    sizeof(err)), -1);
+	CHECK(cfg_failed(&c, "tls-port"));
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 0);
+	cfg_free(&c);
+
+	/* pairs, a certificate needed, files that cannot be read */
+	cfg_defaults(&c);
+	p = write_ini("[tls]\nport = 9443\ncert = /nonexistent/a.pem\n"
+	    "key = /dev/null\ncert = /dev/null\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 2);
+	CHECK(has(out, p, ":5: tls-cert: 2 tls-cert but 1 tls-key"));
+	CHECK(has(out, p, ":3: tls-cert: cannot read /nonexistent/a.pem: "
+	    "No such file or directory"));
+	unlink(p);
+	cfg_free(&c);
+
+	cfg_defaults(&c);
+	p = write_ini("[tls]\nport = 9443\ncert = /tmp\nkey = /dev/null\n"
+	    "client-verify = require\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 2);
+	CHECK(has(out, p, ":3: tls-cert: cannot read /tmp: Is a directory"));
+	CHECK(has(out, p, ":5: tls-client-verify: needs tls-client-ca"));
+	unlink(p);
+	cfg_free(&c);
+
+	cfg_defaults(&c);
+	CHECK_EQ(cfg_set_from(&c, "tls-port", "9443", "-s", 0, err,
+	    sizeof(err)), 0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 1);
+	CHECK(has(out, "-s tls-port: needs tls-cert and tls-key", ""));
+	CHECK_EQ(cfg_set(&c, "tls-servername", "localhost", err, sizeof(err)),
+	    0);
+	CHECK_EQ(check_capture(&c, out, sizeof(out)), 0);
+	cfg_free(&c);
+
+	/* ws-path starts with '/', as the request path always does */
+	cfg_defaults(&c);
+	CHECK_EQ(cfg_set(&c, "ws-path", "ws", err, sizeof(err)), -1);
+	CHECK(strstr(err, "must start with '/'") != NULL);
+	CHECK_EQ(cfg_set(&c, "ws-path", "/a b", err, sizeof(err)), -1);
+	CHECK_EQ(cfg_set(&c, "ws-path", "/ws", err, sizeof(err)), 0);
+	CHECK_EQ(cfg_set(&c, "ws-path", "", err, sizeof(err)), 0);
 	cfg_free(&c);
 }
 
@@ -193,5 +454,8 @@ int main(void)
 	test_defaults();
 	test_set();
 	test_ini();
+	test_duplicates();
+	test_unreadable();
+	test_check();
 	return test_summary("cfg");
 }

@@ -761,6 +761,19 @@ static void test_reload(void)
 	CHECK_EQ(c.rc, 1);
 	pair_free(&s, &c);
 
+	/* A file that is gone: its name, GnuTLS's reason and the
+	 * system's. */
+	copy_file(CERTS "localhost.pem", crt);
+	unlink(key);
+	err[0] = '\0';
+	CHECK_EQ(tls_server_reload(&srv, &cfg, err, sizeof(err)), -1);
+	CHECK(srv == was);
+	CHECK(strstr(err, key) != NULL);
+	CHECK(strstr(err, "Error while reading file") != NULL);
+	CHECK(strstr(err, "No such file or directory") != NULL);
+	if (strstr(err, "No such file") == NULL)
+		fprintf(stderr, "reload error: %s\n", err);
+
 	/* A good new pair serves new sessions... */
 	copy_file(CERTS "other.pem", crt);
 	copy_file(CERTS "other.key", key);
