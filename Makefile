@@ -183,6 +183,7 @@ test-poll:
 bench: deps
 	$(MAKE) all $(BENCH_BIN)
 	$(PYTHON) tests/bench/run.py
+	$(PYTHON) tests/bench/idle.py
 	$(PYTHON) tests/bench/loss.py --quick
 
 # The full loss benchmark (network namespaces, root; about 4 minutes).
