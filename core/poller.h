@@ -37,7 +37,8 @@ struct poller {
 };
 
 extern const struct poller poller_poll;
-#ifdef __linux__
+/* WSY_NO_EPOLL builds the portable fallback only (make test-noepoll). */
+#if defined(__linux__) && !defined(WSY_NO_EPOLL)
 #define WSY_HAVE_EPOLL 1
 extern const struct poller poller_epoll;
 #endif

@@ -18,7 +18,9 @@
  * poll() does, they are always ready for what is asked, and a wait with
  * such an fd interested does not sleep.
  */
-#ifdef __linux__
+#include "poller.h"
+
+#ifdef WSY_HAVE_EPOLL
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,7 +29,6 @@
 #include <unistd.h>
 
 #include "loop.h"
-#include "poller.h"
 
 #define EP_BATCH 1024          /* entries per epoll_wait */
 
