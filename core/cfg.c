@@ -16,6 +16,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "psk.h"
 #include "loop.h"
 
 enum { T_STR, T_UINT, T_SECS, T_PORT, T_LEVEL, T_LIST, T_BOOL, T_VERIFY,
@@ -120,7 +121,7 @@ void cfg_defaults(wsy_config *c)
 	c->kcp_sessions = 1024;
 	c->kcp_session_timeout_ms = 60000;
 	c->kcp_keepalive_ms = 10000;
-	c->kcp_replay_cache = 1048576;   /* ~2000 datagrams/s per 65536 */
+	c->kcp_replay_cache = PSK_REPLAY_DEFAULT;
 	c->tls_handshake_timeout_ms = 10000;
 }
 

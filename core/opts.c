@@ -455,7 +455,7 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 	c->timeout = 10;
 	c->kcp_mtu = 1400;
 	c->kcp_window = 1024;
-	c->kcp_replay = 1048576;
+	c->kcp_replay = PSK_REPLAY_DEFAULT;
 	c->mux_window = 1048576;
 	c->mux_streams = 128;
 	if (opts_check(o, client_opt_spec, err, errlen) < 0)
