@@ -4,7 +4,7 @@
  * the callback still runs from the loop, never from dns_resolve() itself.
  *
  * Why c-ares: it is a maintained Debian library whose sockets we can put in
- * our own poll() set (ARES_OPT_SOCK_STATE_CB) so no thread is needed and a
+ * our own event loop (ARES_OPT_SOCK_STATE_CB) so no thread is needed and a
  * slow DNS server never blocks the loop; getaddrinfo_a would need signals or
  * threads, and a resolver thread would need its own synchronisation.
  */
