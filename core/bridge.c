@@ -1887,7 +1887,7 @@ static int host_watch_fd(int fd, int events, wsy_fd_cb cb, void *arg)
 
 static uint64_t host_timer_add(uint64_t ms, wsy_timer_cb cb, void *arg)
 {
-	return idtimer_add(ms, cb, arg);
+	return idtimer_add(NULL, ms, cb, arg);
 }
 
 static uint64_t host_now(void)

@@ -3,7 +3,8 @@
  *
  * Timers live in a slot table; the id is (sequence << 32 | slot + 1), so a
  * cancel finds its slot at once and knows a stale id by its sequence.  Free
- * slots are kept on a stack and reused.
+ * slots are kept on a stack and reused.  A timer of a group is also on the
+ * group's doubly linked list, so that leaving it is O(1) too.
  */
 #include <stdlib.h>
 
@@ -15,6 +16,8 @@ struct idtimer {
 	uint64_t id;
 	idtimer_cb cb;
 	void *arg;
+	idtimer_group *g;
+	struct idtimer *prev, *next;   /* in g */
 };
 
 static struct {
@@ -56,6 +59,14 @@ static void release(struct idtimer *h)
 {
 	uint32_t s = (uint32_t)(h->id & 0xffffffffu) - 1;
 
+	if (h->g) {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			h->g->head = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+	}
 	T.slot[s] = NULL;
 	/* The free stack has room: it never holds more than nslot. */
 	T.free[T.nfree++] = s;
@@ -73,7 +84,8 @@ static void fire(void *arg)
 	cb(a);
 }
 
-uint64_t idtimer_add(uint64_t ms, idtimer_cb cb, void *arg)
+uint64_t idtimer_add(idtimer_group *g, uint64_t ms, idtimer_cb cb,
+    void *arg)
 {
 	struct idtimer *h;
 	uint32_t s;
@@ -96,6 +108,12 @@ uint64_t idtimer_add(uint64_t ms, idtimer_cb cb, void *arg)
 	h->id = (uint64_t)T.seq << 32 | ((uint64_t)s + 1);
 	h->cb = cb;
 	h->arg = arg;
+	if ((h->g = g) != NULL) {
+		h->next = g->head;
+		if (g->head)
+			g->head->prev = h;
+		g->head = h;
+	}
 	T.slot[s] = h;
 	T.armed++;
 	loop_timer_init(&h->t, fire, h);
@@ -103,14 +121,29 @@ uint64_t idtimer_add(uint64_t ms, idtimer_cb cb, void *arg)
 	return h->id;
 }
 
-void idtimer_cancel(uint64_t id)
+void idtimer_cancel_in(idtimer_group *g, uint64_t id)
 {
 	struct idtimer *h = lookup(id);
 
-	if (h == NULL)
+	if (h == NULL || (g && h->g != g))
 		return;
 	loop_timer_stop(&h->t);
 	release(h);
+}
+
+void idtimer_cancel(uint64_t id)
+{
+	idtimer_cancel_in(NULL, id);
+}
+
+void idtimer_cancel_group(idtimer_group *g)
+{
+	while (g->head) {
+		struct idtimer *h = g->head;
+
+		loop_timer_stop(&h->t);
+		release(h);
+	}
 }
 
 void idtimer_free_all(void)

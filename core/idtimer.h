@@ -15,10 +15,22 @@
 
 typedef void (*idtimer_cb)(void *arg);
 
-/* Fire cb(arg) once, ms from now.  Returns the id, or 0 (out of memory). */
-uint64_t idtimer_add(uint64_t ms, idtimer_cb cb, void *arg);
-/* Stop it if it has not fired. */
+/* The timers of one owner (a framing session), so that the owner can
+ * cancel only its own and drop all of them when it ends.  Zeroed = empty. */
+typedef struct idtimer_group {
+	struct idtimer *head;
+} idtimer_group;
+
+/* Fire cb(arg) once, ms from now, in group g (NULL: the process's own).
+ * Returns the id, or 0 (out of memory). */
+uint64_t idtimer_add(idtimer_group *g, uint64_t ms, idtimer_cb cb,
+    void *arg);
+/* Stop it if it has not fired and belongs to g (NULL: any). */
+void idtimer_cancel_in(idtimer_group *g, uint64_t id);
+/* idtimer_cancel_in(NULL, id): the plugin host's timer_cancel. */
 void idtimer_cancel(uint64_t id);
+/* Stop every timer of g. */
+void idtimer_cancel_group(idtimer_group *g);
 /* Stop and forget every timer (shutdown). */
 void idtimer_free_all(void);
 /* Timers armed now. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "idtimer.h"
 #include "log.h"
 #include "loop.h"
 #include "peer.h"
@@ -36,19 +37,9 @@ typedef struct stream {
 	int parked;       /* unwatched: hung up while we do not read it */
 } stream;
 
-typedef struct stimer {
-	loop_timer t;
-	uint64_t id;
-	wsy_timer_cb cb;
-	void *arg;
-	struct session *s;
-	struct stimer *next;
-} stimer;
-
 struct session {
 	const wsy_session_ops *ops;
-	stimer *timers;
-	uint64_t next_timer;
+	idtimer_group timers;     /* the plugin's, through h_timer_add */
 	void *st;
 	wsy_session_host host;
 	session_link link;
@@ -371,59 +362,21 @@ static void h_log(void *conn, int level, const char *fmt, ...)
 	    msg);
 }
 
-static void stimer_unlink(session *s, stimer *t)
-{
-	stimer **pp;
-
-	for (pp = &s->timers; *pp && *pp != t; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = t->next;
-}
-
-static void stimer_fire(void *arg)
-{
-	stimer *t = arg;
-	wsy_timer_cb cb = t->cb;
-	void *a = t->arg;
-
-	stimer_unlink(t->s, t);
-	free(t);
-	cb(a);
-}
-
 static uint64_t h_timer_add(void *conn, uint64_t ms, wsy_timer_cb cb,
     void *arg)
 {
 	session *s = conn;
-	stimer *t;
 
-	if (s->closing || cb == NULL || (t = calloc(1, sizeof(*t))) == NULL)
+	if (s->closing || cb == NULL)
 		return 0;
-	t->id = ++s->next_timer;
-	t->cb = cb;
-	t->arg = arg;
-	t->s = s;
-	loop_timer_init(&t->t, stimer_fire, t);
-	loop_timer_set(&t->t, ms);
-	t->next = s->timers;
-	s->timers = t;
-	return t->id;
+	return idtimer_add(&s->timers, ms, cb, arg);
 }
 
 static void h_timer_cancel(void *conn, uint64_t id)
 {
 	session *s = conn;
-	stimer *t;
 
-	for (t = s->timers; t; t = t->next) {
-		if (t->id == id) {
-			loop_timer_stop(&t->t);
-			stimer_unlink(s, t);
-			free(t);
-			return;
-		}
-	}
+	idtimer_cancel_in(&s->timers, id);
 }
 
 static uint64_t h_now(void)
@@ -503,12 +456,7 @@ void session_close(session *s, int code)
 	s->ops->on_close(s->st, code);
 	while (s->streams)
 		stream_close(s->streams);
-	while (s->timers) {
-		stimer *t = s->timers;
-		s->timers = t->next;
-		loop_timer_stop(&t->t);
-		free(t);
-	}
+	idtimer_cancel_group(&s->timers);
 	if (loop_defer(session_release, s) < 0)
 		session_release(s);
 }

@@ -412,14 +412,14 @@ static void test_idtimer(void)
 	uint64_t a, b, c, d;
 
 	memset(idfired, 0, sizeof(idfired));
-	a = idtimer_add(5, idrec, (void *)0L);
-	b = idtimer_add(10, idrec, (void *)1L);
-	c = idtimer_add(15, idrec, (void *)2L);
+	a = idtimer_add(NULL, 5, idrec, (void *)0L);
+	b = idtimer_add(NULL, 10, idrec, (void *)1L);
+	c = idtimer_add(NULL, 15, idrec, (void *)2L);
 	CHECK(a && b && c && a != b && b != c);
 	CHECK_EQ(idtimer_count(), 3);
 	idtimer_cancel(b);
 	idtimer_cancel(b);                  /* twice: nothing */
-	d = idtimer_add(10, idrec, (void *)3L);   /* takes b's slot */
+	d = idtimer_add(NULL, 10, idrec, (void *)3L);   /* takes b's slot */
 	CHECK(d != b);
 	idtimer_cancel(b);                  /* stale: d must survive */
 	CHECK_EQ(idtimer_count(), 3);
@@ -430,12 +430,41 @@ static void test_idtimer(void)
 	CHECK_EQ(idfired[3], 1);
 	CHECK_EQ(idtimer_count(), 0);
 	idtimer_cancel(a);                  /* fired: nothing */
-	a = idtimer_add(1000, idrec, (void *)4L);
+	a = idtimer_add(NULL, 1000, idrec, (void *)4L);
 	CHECK(a != 0);
 	idtimer_free_all();
 	CHECK_EQ(idtimer_count(), 0);
 	run_for(5);
 	CHECK_EQ(idfired[4], 0);
+}
+
+/* Groups: an owner cancels only its own timers, and all of them at once;
+ * a fired timer leaves its group. */
+static void test_idtimer_groups(void)
+{
+	idtimer_group g1 = { 0 }, g2 = { 0 };
+	uint64_t a, b, c;
+
+	memset(idfired, 0, sizeof(idfired));
+	a = idtimer_add(&g1, 5, idrec, (void *)0L);
+	b = idtimer_add(&g1, 1000, idrec, (void *)1L);
+	c = idtimer_add(&g2, 1000, idrec, (void *)2L);
+	(void)idtimer_add(&g1, 1000, idrec, (void *)3L);
+	idtimer_cancel_in(&g2, b);          /* not g2's: nothing */
+	CHECK_EQ(idtimer_count(), 4);
+	run_for(50);                        /* a fires, leaves g1 */
+	CHECK_EQ(idfired[0], 1);
+	CHECK(g1.head != NULL);
+	idtimer_cancel_in(&g1, a);          /* fired: nothing */
+	idtimer_cancel_group(&g1);
+	CHECK(g1.head == NULL);
+	CHECK_EQ(idtimer_count(), 1);
+	idtimer_cancel_in(&g2, c);
+	CHECK(g2.head == NULL);
+	CHECK_EQ(idtimer_count(), 0);
+	run_for(5);
+	CHECK_EQ(idfired[1] + idfired[2] + idfired[3], 0);
+	idtimer_free_all();
 }
 
 static void suite(int kind)
@@ -451,6 +480,7 @@ static void suite(int kind)
 	test_regular_file();
 	test_many_idle();
 	test_idtimer();
+	test_idtimer_groups();
 	deferred = 0;
 	test_defer();
 	got_sig = 0;
