@@ -64,6 +64,8 @@ enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
 #define F_PEER_LINGER 0x2000  /* peer EOF: waiting for the client's close */
 #define F_RDHUP       0x4000  /* client FIN seen while we could not read */
 #define F_CLOSING_LATER 0x8000 /* client write failed: closes after the pass */
+#define F_UTF8_HOLD   0x10000 /* auto framing: what it holds waits utf8-hold */
+#define F_HOLD_OVER   0x20000 /* utf8-hold is over: send what is held */
 
 #define CTL_RESERVE 256       /* out room kept for control frames */
 
@@ -88,6 +90,7 @@ typedef struct conn {
 	loop_timer linger;
 	loop_timer ping;
 	loop_timer stall;             /* send-timeout */
+	loop_timer hold;              /* utf8-hold, armed while auto holds */
 	uint64_t last_write;          /* a buffered byte last left, ms */
 	int awaiting_pong;
 	peer_conn *pc;
@@ -218,6 +221,7 @@ static void conn_close(conn *c)
 	loop_timer_stop(&c->linger);
 	loop_timer_stop(&c->ping);
 	loop_timer_stop(&c->stall);
+	loop_timer_stop(&c->hold);
 	if (c->pc)
 		peer_cancel(c->pc);
 	end_session(c, WS_CLOSE_ABNORMAL);
@@ -794,6 +798,8 @@ static int answer(conn *c, const wsy_answer *a)
 	}
 	if (strcmp(fname, "binary") != 0)
 		c->flags |= F_DGRAM_TEXT;
+	if (strcmp(fname, "auto") == 0)
+		c->flags |= F_UTF8_HOLD;
 	c->pkind = u.kind;
 	peer_uri_format(&u, c->peer_name, sizeof(c->peer_name));
 	if (c->fops->session) {
@@ -1239,6 +1245,28 @@ static int64_t call_framing(conn *c, int *op, size_t *skip)
 	    &c->fstate, c->fconfig);
 }
 
+/*
+ * What goes out when the framing cut nothing and the buffer must be
+ * flushed: all of it, text if it is UTF-8.  A full buffer of auto text
+ * that ends in an incomplete sequence sends the text and keeps the
+ * sequence (there is room for its end now).
+ */
+static size_t flush_len(conn *c, int *op)
+{
+	size_t n;
+	int tail;
+
+	n = utf8_prefix(buf_data(&c->pin), c->pin.len, &tail);
+	*op = WS_OP_TEXT;
+	if (n == c->pin.len)
+		return n;
+	if (tail && n > 0 && (c->flags & F_UTF8_HOLD) &&
+	    !(c->flags & (F_PEOF | F_LINGER_DONE | F_HOLD_OVER)))
+		return n;
+	*op = WS_OP_BINARY;
+	return c->pin.len;
+}
+
 static void frame_peer(conn *c)
 {
 	uint8_t hdr[WS_MAX_HEADER];
@@ -1266,13 +1294,17 @@ static void frame_peer(conn *c)
 				continue;
 		}
 		if (n == 0) {
-			/* Full buffer, or the peer is done: flush as is. */
-			if (c->pin.len < c->pin.size &&
-			    !(c->flags & (F_PEOF | F_LINGER_DONE)))
+			/* Full buffer, the peer is done or utf8-hold is
+			 * over: flush. */
+			if (c->pin.len < c->pin.size && !(c->flags &
+			    (F_PEOF | F_LINGER_DONE | F_HOLD_OVER))) {
+				if ((c->flags & F_UTF8_HOLD) &&
+				    !loop_timer_armed(&c->hold))
+					loop_timer_set(&c->hold,
+					    B.cfg->utf8_hold_ms);
 				return;
-			n = (int64_t)c->pin.len;
-			op = utf8_valid(buf_data(&c->pin), c->pin.len) ?
-			    WS_OP_TEXT : WS_OP_BINARY;
+			}
+			n = (int64_t)flush_len(c, &op);
 		}
 		if (op != WS_OP_TEXT ||
 		    (!c->trusted && !utf8_valid(buf_data(&c->pin), (size_t)n)))
@@ -1283,6 +1315,8 @@ static void frame_peer(conn *c)
 		c->p2c += (uint64_t)n;
 		buf_consume(&c->pin, (size_t)n);
 		c->last_op = op;
+		c->flags &= ~F_HOLD_OVER;
+		loop_timer_stop(&c->hold);
 	}
 }
 
@@ -1329,6 +1363,24 @@ static void read_peer(conn *c)
 		if (n < 0)
 			c->close_code = WS_CLOSE_INTERNAL;
 	}
+}
+
+/*
+ * auto holds a read that ends in an incomplete UTF-8 sequence (its end may
+ * still come); a peer that sent it and waits for an answer must not wait
+ * forever, so after utf8-hold what is held goes out as it is.  The timer
+ * runs only while something is held: armed when the framing holds, stopped
+ * when a message goes out.  An end that is already in the socket (a busy
+ * loop may see the timer first) is read before giving up on it.
+ */
+static void hold_over(void *arg)
+{
+	conn *c = arg;
+
+	if (c->state == ST_OPEN && c->pfd >= 0 && !(c->flags & F_PEOF))
+		read_peer(c);
+	c->flags |= F_HOLD_OVER;
+	progress(c);
 }
 
 static void flush_pout(conn *c)
@@ -1818,6 +1870,7 @@ static void conn_new(int fd, const struct sockaddr *sa, int tls)
 	loop_timer_init(&c->linger, linger_over, c);
 	loop_timer_init(&c->ping, ping_tick, c);
 	loop_timer_init(&c->stall, stall_check, c);
+	loop_timer_init(&c->hold, hold_over, c);
 	if (loop_watch(fd, LOOP_READ, client_io, c) < 0) {
 		free(c->req);
 		free(c);

@@ -63,6 +63,7 @@ static const struct key keys[] = {
 	SECS("response-linger", response_linger_ms, 0, 3600000),
 	SECS("memory-trim", memory_trim_ms, 0, 3600000),
 	{ "poller", T_POLLER, offsetof(wsy_config, poller), 0, 0, 0 },
+	SECS("utf8-hold", utf8_hold_ms, 0, 60000),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
 	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
 	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
@@ -108,6 +109,7 @@ void cfg_defaults(wsy_config *c)
 	c->close_timeout_ms = 10000;
 	c->response_linger_ms = 2000;
 	c->memory_trim_ms = 250;
+	c->utf8_hold_ms = 20;
 	c->linger_ms = 1000;
 	c->send_timeout_ms = 60000;
 	c->max_datagram = 65507;

@@ -56,6 +56,8 @@ typedef struct wsy_config {
 	                              * discard this long before closing */
 	uint64_t memory_trim_ms;     /* give freed memory back this long
 	                              * after connections end (0 = never) */
+	uint64_t utf8_hold_ms;       /* auto framing: an incomplete UTF-8
+	                              * sequence waits this long for its end */
 	int tunnel;                  /* configured by a tunnel option string */
 	int tunnel_mux;              /* ... with mux: the kcp-mux framing */
 	/* KCP-mux over UDP (the [kcp] section, or kcp-* keys) */

@@ -14,31 +14,44 @@
 #include "utf8.h"
 
 /*
- * auto: text when it is text.  A UTF-8 sequence split by the read is held
- * back until its last bytes arrive, so a text stream never turns into a
- * binary frame by accident of packet boundaries; anything else that is
- * not UTF-8 goes out whole as binary.
+ * auto: text when it is text, else binary; decided per read.
+ *
+ * When the buffer ends in an incomplete UTF-8 sequence (a lead byte C2-F4
+ * and fewer continuation bytes than it announces), the end may still come
+ * or the peer may be sending binary that just looks like text so far.  A
+ * read whose end is incomplete is held whole, so that if it turns out
+ * binary (the core sends what is held as binary after utf8-hold) it goes
+ * out as one binary message, not as a text message plus a binary one.
+ * Once bytes are held (old: bytes shown before this read), the next read
+ * that completes the sequence sends the text up to its own last boundary
+ * and holds only its own incomplete end: a text stream split in the
+ * middle of characters never holds more than a few bytes of what came
+ * before.  Anything that is not UTF-8 goes out whole as binary.
  */
 static int64_t fr_auto(const uint8_t *data, size_t length, size_t last_read,
     int *opcode, void **state, const char *config)
 {
-	size_t n;
+	size_t n, old;
 	int tail;
 
-	(void)last_read;
 	(void)state;
 	(void)config;
 	if (data == NULL || length == 0)
 		return 0;
 	n = utf8_prefix(data, length, &tail);
-	if (n == length || (tail && n > 0)) {
+	if (n == length) {
 		*opcode = WSY_OP_TEXT;
 		return (int64_t)n;
 	}
-	if (tail)
-		return 0;               /* only a partial sequence so far */
-	*opcode = WSY_OP_BINARY;
-	return (int64_t)length;
+	if (!tail) {
+		*opcode = WSY_OP_BINARY;
+		return (int64_t)length;
+	}
+	old = last_read < length ? length - last_read : 0;
+	if (old == 0 || n < old)
+		return 0;       /* hold the read, or the sequence still open */
+	*opcode = WSY_OP_TEXT;
+	return (int64_t)n;
 }
 
 /* binary: whatever arrived, as one binary message. */

@@ -123,14 +123,15 @@ static const struct acase acases[] = {
 	{ IN("hello"), 5, T },
 	{ IN(""), 0, 0 },
 	{ IN("h\xc3\xa9"), 3, T },
-	{ IN("h\xc3"), 1, T },                  /* \xa9 still to come */
+	{ IN("h\xc3"), 0, 0 },                  /* \xa9 may come: held whole */
 	{ IN("\xc3"), 0, 0 },
 	{ IN("\xe2\x82"), 0, 0 },
-	{ IN("a\xe2\x82"), 1, T },
+	{ IN("a\xe2\x82"), 0, 0 },
 	{ IN("\xe2\x82\xac"), 3, T },
 	{ IN("\xf0\x9f\x98"), 0, 0 },
 	{ IN("\xf0\x9f\x98\x80"), 4, T },
-	{ IN("abc\xf0\x9f\x98\x80\xf0\x9f"), 7, T },
+	{ IN("abc\xf0\x9f\x98\x80\xf0\x9f"), 0, 0 },
+	{ IN("\x00\x01\xc8"), 0, 0 },          /* issue 13: held, whole */
 	{ IN("\0\0"), 2, T },                   /* NUL is UTF-8 */
 	{ IN("h\xff"), 2, B },
 	{ IN("\xff"), 1, B },
@@ -173,10 +174,13 @@ static void test_auto(void)
 		CHECK(same(&o, w, 3, "", 0));
 	}
 	{
-		static const struct frame w[] = { F("h", T),
-		    F("\xc3\xa9!", T) };
+		/* a read that ends incomplete is held whole, then goes out
+		 * with its end: one message */
+		static const struct frame w[] = { F("h\xc3\xa9!", T) };
 		run(framing_builtin("auto"), "", IN("h\xc3\xa9!"), 2, 1, &o);
-		CHECK(same(&o, w, 2, "", 0));
+		CHECK(same(&o, w, 1, "", 0));
+		run(framing_builtin("auto"), "", IN("h\xc3\xa9!"), 2, 0, &o);
+		CHECK(same(&o, w, 1, "", 0));
 	}
 	{
 		static const struct frame w[] = { F("h\xc3\xa9!", T) };
@@ -192,10 +196,46 @@ static void test_auto(void)
 		CHECK(same(&o, w, 3, "", 0));
 	}
 	{
-		/* the tail that never completes stays in the buffer */
+		/* the tail that never completes stays in the buffer (the
+		 * core sends it as binary after utf8-hold) */
 		static const struct frame w[] = { F("a", T) };
 		run(framing_builtin("auto"), "", IN("a\xe2\x82"), 1, 1, &o);
 		CHECK(same(&o, w, 1, "\xe2\x82", 2));
+		run(framing_builtin("auto"), "", IN("a\xe2\x82"), 3, 1, &o);
+		CHECK(same(&o, NULL, 0, "a\xe2\x82", 3));
+	}
+	{
+		/* a binary write that looks like text until its last byte
+		 * is held whole: after utf8-hold it goes out as one binary
+		 * message, not as text "\0\1" plus binary "\xc8" */
+		run(framing_builtin("auto"), "", IN("\x00\x01\xc8"), 3, 1, &o);
+		CHECK(same(&o, NULL, 0, "\x00\x01\xc8", 3));
+		run(framing_builtin("auto"), "", IN("\x00\x01\xc8"), 3, 0, &o);
+		CHECK(same(&o, NULL, 0, "\x00\x01\xc8", 3));
+	}
+	{
+		/* ... and when more comes that is not its end, everything
+		 * held goes out with it as one binary message */
+		static const struct frame w[] = { F("\x00\x01\xc8\x01", B) };
+		run(framing_builtin("auto"), "", IN("\x00\x01\xc8\x01"), 3,
+		    1, &o);
+		CHECK(same(&o, w, 1, "", 0));
+	}
+	{
+		/* a text stream cut inside characters by every read: held
+		 * bytes go out with the read that completes them, which
+		 * keeps only its own incomplete end */
+		static const struct frame w[] = {
+		    F("\xe2\x82\xac\xe2\x82\xac", T),
+		    F("\xe2\x82\xac\xe2\x82\xac", T) };
+		run(framing_builtin("auto"), "",
+		    IN("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 4,
+		    1, &o);
+		CHECK(same(&o, w, 2, "", 0));
+		run(framing_builtin("auto"), "",
+		    IN("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"), 4,
+		    0, &o);
+		CHECK(same(&o, w, 2, "", 0));
 	}
 	{
 		/* invalid bytes go out as binary, the rest as text; a lead
@@ -204,6 +244,55 @@ static void test_auto(void)
 		    F(" ", T), F("\xc3(", B), F("x", T) };
 		run(framing_builtin("auto"), "", IN("a\xff \xc3(x"), 1, 1, &o);
 		CHECK(same(&o, w, 5, "", 0));
+	}
+}
+
+/*
+ * auto over a long text of 1- to 4-byte characters in reads of every size
+ * up to 17, with exact and with overcounted last_read: every frame is
+ * text, they add up to the input, and nothing older than the latest read
+ * is held beyond the few bytes of one incomplete character.
+ */
+static void test_auto_stream(void)
+{
+	static const char *chars[] = { "a", "\xc3\xa9", "\xe2\x82\xac",
+	    "\xf0\x9f\x98\x80" };
+	uint8_t text[600], buf[600], got[600];
+	size_t len = 0, chunk, off, have, ngot, n, fresh, maxheld, i;
+	wsy_framing_fn fn = framing_builtin("auto");
+	int allnew, op, bad;
+	int64_t rc;
+
+	for (i = 0; len + 4 <= sizeof(text); i = (i * 7 + 3) % 11) {
+		memcpy(text + len, chars[i % 4], strlen(chars[i % 4]));
+		len += strlen(chars[i % 4]);
+	}
+	for (chunk = 1; chunk <= 17; chunk++)
+	for (allnew = 0; allnew <= 1; allnew++) {
+		have = ngot = maxheld = 0;
+		bad = 0;
+		for (off = 0; off < len; off += n) {
+			n = len - off < chunk ? len - off : chunk;
+			memcpy(buf + have, text + off, n);
+			have += n;
+			fresh = n;
+			while ((rc = fn(buf, have, fresh, &op, NULL, "")) > 0) {
+				bad |= op != T || (size_t)rc > have;
+				memcpy(got + ngot, buf, (size_t)rc);
+				ngot += (size_t)rc;
+				memmove(buf, buf + rc, have - (size_t)rc);
+				have -= (size_t)rc;
+				fresh = allnew ? have : 0;
+			}
+			bad |= rc < 0;
+			if (have > maxheld)
+				maxheld = have;
+		}
+		CHECK(!bad);
+		CHECK_EQ(have, 0);
+		CHECK_EQ(ngot, len);
+		CHECK(memcmp(got, text, len) == 0);
+		CHECK(maxheld <= chunk + 3);
 	}
 }
 
@@ -446,6 +535,7 @@ static void test_flush(void)
 int main(void)
 {
 	test_auto();
+	test_auto_stream();
 	test_binary();
 	test_separators();
 	test_check();
