@@ -519,21 +519,30 @@ static void span_str(const conn *c, http_span s, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-static int origin_allowed(conn *c)
+/* 1 if the Origin is in the allow-list (or there is none); else 0 with
+ * the refused origin, sanitised, in why (for the 403's log line). */
+static int origin_allowed(conn *c, char *why, size_t whylen)
 {
 	const char *b = (const char *)buf_data(&c->in);
-	char origin[512];
+	char origin[512], safe[160];
 	int i = http_find(c->req, b, "Origin");
 	char **o;
 
 	if (B.cfg->origins == NULL)
 		return 1;
-	if (i < 0)
+	if (i < 0) {
+		snprintf(why, whylen, "no Origin header (origin allow-list "
+		    "is set)");
 		return 0;
+	}
 	span_str(c, c->req->hvalue[i], origin, sizeof(origin));
 	for (o = B.cfg->origins; *o; o++)
 		if (strcasecmp(*o, origin) == 0)
 			return 1;
+	log_sanitize(buf_data(&c->in) + c->req->hvalue[i].off,
+	    c->req->hvalue[i].len, safe, sizeof(safe));
+	snprintf(why, whylen, "origin \"%s\" not in the origin allow-list",
+	    safe);
 	return 0;
 }
 
@@ -692,6 +701,7 @@ static void handle_request(conn *c)
 {
 	const char *b = (const char *)buf_data(&c->in);
 	int v = http_ws_validate(c->req, b);
+	char why[256];
 
 	if (v == 1) {
 		serve_plain(c);
@@ -701,8 +711,8 @@ static void handle_request(conn *c)
 		respond(c, v, "bad upgrade request");
 		return;
 	}
-	if (!origin_allowed(c)) {
-		respond(c, 403, "origin not allowed");
+	if (!origin_allowed(c, why, sizeof(why))) {
+		respond(c, 403, why);
 		return;
 	}
 	if (!endpoint_matches(c)) {

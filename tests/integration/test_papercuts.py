@@ -3,10 +3,14 @@
 auto framing's utf8-hold, the README's examples, the messages of the
 client for a URL and a wrong KCP key, the browser close's log level, and
 plugins found next to the binary in the build tree."""
+import os
+import re
+import shlex
+import subprocess
 import time
 
-from conftest import tcp_peer_args
-from rawws import OP_BIN, OP_TEXT
+from conftest import REPO, free_port, run_binary, tcp_peer_args, wait_for
+from rawws import OP_BIN, OP_TEXT, http_request
 
 
 # ------------------------------------------------------ auto and utf8-hold
@@ -68,9 +72,75 @@ def test_utf8_hold_full_buffer_stays_text(websocksy, peers):
     assert all(op == OP_TEXT for op, _ in msgs), [(op, len(p)) for op, p in msgs]
 
 
-def test_utf8_hold_bad_value_is_refused(websocksy):
-    from conftest import run_binary
+def test_utf8_hold_bad_value_is_refused():
     rc, out, err = run_binary(["-C", "utf8-hold=forever", "-c", "host=127.0.0.1",
                                "-c", "port=1"])
     assert rc != 0
     assert "utf8-hold" in err, err
+
+
+# ------------------------------------------------------- README, as written
+def readme():
+    with open(os.path.join(REPO, "README.md")) as f:
+        return f.read()
+
+
+def readme_command(start):
+    """The shell command of the README's code block that begins with
+    start, with its backslash continuations joined."""
+    lines = readme().split("\n")
+    for i, ln in enumerate(lines):
+        if ln.strip().startswith(start):
+            cmd = ln.strip()
+            while cmd.endswith("\\"):
+                i += 1
+                cmd = cmd[:-1] + " " + lines[i].strip()
+            return cmd
+    raise AssertionError("README has no command starting with %r" % start)
+
+
+def test_readme_python_example_works_as_written(websocksy, peers):
+    """The quick tour's python one-liner, run exactly as the README has it
+    (with /usr/bin/python3), against the server it describes; only the
+    ports are free ones instead of 8001 and 8002."""
+    text = readme()
+    m = re.search(r"\n    (/usr/bin/python3) -c '(.*?)'\n", text, re.S)
+    assert m, "README's python example not found (or not /usr/bin/python3)"
+    code = "\n".join(ln[4:] if ln.startswith("    ") else ln
+                     for ln in m.group(2).split("\n"))
+    peer = peers.tcp_echo()
+    srv = websocksy("-c", "host=127.0.0.1", "-c", "port=%d" % peer.port)
+    code = code.replace("localhost:8001", "localhost:%d" % srv.port)
+    p = subprocess.run([m.group(1), "-c", code], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    assert p.stdout == b"hello\n", p.stdout
+
+
+def test_readme_origin_example_serves_a_page_that_works(websocksy, peers):
+    """The README's page-and-origin example: the page it serves, opened at
+    the address the README says, is let in; another origin gets 403 and
+    the log names it."""
+    cmd = readme_command("build/websocksy -p 8001 -w demo/web")
+    peer = peers.tcp_echo()
+    port = free_port()
+    argv = shlex.split(cmd.replace("8001", str(port))
+                       .replace("8002", str(peer.port)))
+    assert argv[0] == "build/websocksy"
+    argv = [a.replace("demo/web", os.path.join(REPO, "demo", "web"))
+            for a in argv[1:]]
+    srv = websocksy(*argv)
+    r, c = http_request("127.0.0.1", port, b"GET / HTTP/1.1\r\nHost: localhost:%d\r\n"
+                        b"Connection: close\r\n\r\n" % port)
+    assert r.status == 200 and b"<html" in r.body.lower(), r
+    c.close()
+    page = "http://localhost:%d" % port       # what the browser sends
+    c = srv.ws(host="127.0.0.1", headers=[("Origin", page)])
+    c.send_text("hi\n")
+    assert c.read_message(timeout=5)[1] == b"hi\n"
+    other = "http://127.0.0.1:%d" % port
+    c2 = srv.raw()
+    r = c2.handshake(expect=403, headers=[("Origin", other)])
+    assert wait_for(lambda: other in srv.stderr(), 5), srv.stderr()
+    line = [ln for ln in srv.stderr().splitlines() if "403" in ln][-1]
+    assert other in line and "origin" in line, line
