@@ -129,10 +129,91 @@ static int parse_flags(int argc, char **argv)
 	return verbosity;
 }
 
+/* in as an option value: ; = \\ escaped with \\ (opts.h). */
+static void opt_escape(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 3 < outlen; in++) {
+		if (*in == ';' || *in == '=' || *in == '\\')
+			out[o++] = '\\';
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+}
+
+/*
+ * A URL where host:port belongs ("wss://example.com/ws": what a user of
+ * other clients writes) would fail as "put an IPv6 address in brackets".
+ * Returns 1 with the address and options to write instead in why, or 0 if
+ * s is no URL.
+ */
+static int url_hint(int local, const char *s, char *why, size_t whylen)
+{
+	char scheme[8], host[128], port[8], path[128], epath[256], o[700];
+	const char *p = strstr(s, "://"), *hp, *ep, *dport = "PORT";
+	size_t n;
+
+	if (p == NULL || p == s || (size_t)(p - s) >= sizeof(scheme) ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789+-.") != (size_t)(p - s))
+		return 0;
+	for (n = 0; s + n < p; n++)
+		scheme[n] = (char)(s[n] | 0x20);
+	scheme[n] = '\0';
+	hp = p + 3;
+	ep = hp + strcspn(hp, "/?#");
+	if (*ep == '/')
+		snprintf(path, sizeof(path), "%.*s", (int)strcspn(ep, "#"), ep);
+	else
+		snprintf(path, sizeof(path), "/");
+	/* the port: after the last ':' that is not inside [v6] */
+	n = (size_t)(ep - hp);
+	p = memrchr(hp, ':', n);
+	port[0] = '\0';
+	if (p != NULL && memchr(p, ']', (size_t)(ep - p)) == NULL) {
+		snprintf(port, sizeof(port), "%.*s", (int)(ep - p - 1), p + 1);
+		n = (size_t)(p - hp);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)n, hp);
+	if (local) {
+		snprintf(why, whylen, "local address '%s' is a URL: write "
+		    "host:port, e.g. %s:%s", s, host, port[0] ? port : "1080");
+		return 1;
+	}
+	opt_escape(path, epath, sizeof(epath));
+	if (strcmp(scheme, "ws") == 0 || strcmp(scheme, "http") == 0) {
+		dport = "80";
+		snprintf(o, sizeof(o), "ws;host=%s;path=%s", host, epath);
+	} else if (strcmp(scheme, "wss") == 0 || strcmp(scheme, "https") == 0) {
+		dport = "443";
+		snprintf(o, sizeof(o), "ws;tls;host=%s;sni=%s;path=%s", host,
+		    host, epath);
+	} else if (strcmp(scheme, "tls") == 0) {
+		snprintf(o, sizeof(o), "tls;sni=%s", host);
+	} else if (strcmp(scheme, "tcp") == 0) {
+		o[0] = '\0';
+	} else if (strcmp(scheme, "kcp") == 0) {
+		snprintf(o, sizeof(o), "kcp;psk=KEY");
+	} else {
+		snprintf(why, whylen, "remote address '%s' is a URL: write "
+		    "host:port, and the transport in the options (ws, ws;tls, "
+		    "tls, kcp)", s);
+		return 1;
+	}
+	snprintf(why, whylen, "remote address '%s' is a URL: write the "
+	    "address as host:port and the rest as options, e.g. %s:%s '%s'",
+	    s, host, port[0] ? port : dport, o);
+	return 1;
+}
+
 static int from_args(char **argv, endpoints *e, char *err, size_t errlen)
 {
 	char why[400];
 
+	if (url_hint(0, argv[1], err, errlen) ||
+	    url_hint(1, argv[0], err, errlen))
+		return -1;
 	if (hostport_parse(argv[0], e->lhost[0], SIP003_HOSTLEN, e->lport,
 	    sizeof(e->lport), why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "local address %s", why);

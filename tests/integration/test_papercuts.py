@@ -6,6 +6,7 @@ plugins found next to the binary in the build tree."""
 import os
 import re
 import shlex
+import socket
 import subprocess
 import time
 
@@ -144,3 +145,68 @@ def test_readme_origin_example_serves_a_page_that_works(websocksy, peers):
     assert wait_for(lambda: other in srv.stderr(), 5), srv.stderr()
     line = [ln for ln in srv.stderr().splitlines() if "403" in ln][-1]
     assert other in line and "origin" in line, line
+
+
+# ------------------------------------------------- the client and its args
+CLIENT = os.path.abspath(os.environ.get(
+    "WEBSOCKSY_CLIENT_BIN", os.path.join(REPO, "build", "websocksy-client")))
+
+
+def run_client(args, timeout=10):
+    p = subprocess.run([CLIENT] + list(args), stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=timeout)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+def test_client_url_says_what_to_write(websocksy, peers):
+    """A URL as the remote address is named as one, with the address and
+    options to write instead (not "put an IPv6 address in brackets"); the
+    suggestion, run as it is, carries data through a websocksy tunnel."""
+    for url, want in [
+            ("wss://example.com:8443/ws", "example.com:8443 "
+             "'ws;tls;host=example.com;sni=example.com;path=/ws'"),
+            ("wss://example.com/ws?ed=2048", "example.com:443 "
+             "'ws;tls;host=example.com;sni=example.com;path=/ws?ed\\=2048'"),
+            ("tls://h:4", "h:4 'tls;sni=h'"),
+            ("kcp://192.0.2.1:9", "192.0.2.1:9 'kcp;psk=KEY'")]:
+        rc, err = run_client(["127.0.0.1:%d" % free_port(), url, "ws;host=a;path=/"])
+        assert rc == 1, err
+        assert "is a URL" in err and want in err, err
+        assert "brackets" not in err, err
+    rc, err = run_client(["ws://127.0.0.1:1080", "127.0.0.1:1", ""])
+    assert rc == 1 and "local address" in err and "is a URL" in err, err
+
+    peer = peers.tcp_echo()
+    srv = websocksy("-c", "host=127.0.0.1", "-c", "port=%d" % peer.port,
+                    "-o", "ws;host=localhost;path=/tun")
+    rc, err = run_client(["127.0.0.1:1", "ws://localhost:%d/tun" % srv.port, ""])
+    m = re.search(r"e\.g\. (\S+) '([^']*)'", err)
+    assert rc == 1 and m, err
+    lport = free_port()
+    p = subprocess.Popen([CLIENT, "127.0.0.1:%d" % lport, m.group(1), m.group(2)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: port_open(lport), 10)
+        s = socket.create_connection(("127.0.0.1", lport), 5)
+        s.settimeout(5)
+        s.sendall(b"through the suggestion\n")
+        got = b""
+        while len(got) < 23:
+            d = s.recv(100)
+            if not d:
+                break
+            got += d
+        s.close()
+        assert got == b"through the suggestion\n"
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+        return True
+    except OSError:
+        return False
