@@ -195,18 +195,32 @@ run: deps
 	$(MAKE) all
 	sh demo/run.sh
 
-install: all install-extra
+install: all install-extra install-man
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
-		$(DESTDIR)$(INCDIR) $(DESTDIR)$(MANDIR)/man8
+		$(DESTDIR)$(INCDIR)
 	install -m 755 $(B)/websocksy $(DESTDIR)$(BINDIR)/websocksy
 	for f in $(CLIENT_BIN); do \
 		install -m 755 $$f $(DESTDIR)$(BINDIR)/; done
 	for f in $(PLUGINS); do \
 		install -m 755 $$f $(DESTDIR)$(PLUGINDIR)/; done
 	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
-	install -m 644 docs/websocksy.8 $(DESTDIR)$(MANDIR)/man8/
-	install -d $(DESTDIR)$(MANDIR)/man1
-	install -m 644 docs/websocksy-client.1 $(DESTDIR)$(MANDIR)/man1/
+
+# The man pages name the install paths.  docs/ has them as the default
+# PREFIX puts them (/usr/local/...), readable in the tree with man -l;
+# install-man writes each for this PREFIX (man/manN/ by its suffix).
+MAN_PAGES := docs/websocksy.8 docs/websocksy-client.1 docs/websocksy.cfg.5 \
+	docs/websocksy-plugin.3
+MAN_SED := -e 's|/usr/local/lib/websocksy|$(PLUGINDIR)|g' \
+	-e 's|/usr/local/include|$(INCDIR)|g' \
+	-e 's|/usr/local/bin|$(BINDIR)|g' \
+	-e 's|/usr/local/share/man|$(MANDIR)|g'
+
+install-man:
+	@for f in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(MANDIR)/man$${f##*.}; \
+		install -d $$d && sed $(MAN_SED) $$f > $$d/$${f##*/} && \
+		chmod 644 $$d/$${f##*/} || exit 1; \
+		echo "install $$f -> $$d/ (PREFIX $(PREFIX))"; done
 
 clean:
 	rm -rf build
@@ -217,5 +231,5 @@ install-extra::
 test-extra::
 include $(wildcard mk/*.mk)
 
-.PHONY: FORCE test-poll bench-loss install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
+.PHONY: FORCE test-poll bench-loss install-man install-extra test-extra all build-all unit deps test clean run install bench fuzz fuzz-replay
 -include $(shell find build -name '*.d' 2>/dev/null)

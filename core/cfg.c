@@ -487,104 +487,69 @@ void cfg_where_str(const cfg_src *s, const char *key, char *buf, size_t len)
 		snprintf(buf, len, "%s %s", s->file, key);
 }
 
-/* Print "WHERE: reason" for the nth setting of key. */
-static int complain(const wsy_config *c, const char *key, size_t nth,
-    const char *reason)
+const char *cfg_key_name(size_t n)
 {
-	char w[PATH_MAX + 80];
-
-	cfg_where_str(cfg_where(c, key, nth), key, w, sizeof(w));
-	fprintf(stderr, "%s: %s\n", w, reason);
-	return 1;
+	return n < sizeof(keys) / sizeof(keys[0]) ? keys[n].name : NULL;
 }
 
-/* A TLS file must be readable now, not at the first handshake; GnuTLS
- * alone would only say "Error while reading file". */
-static int check_file(const wsy_config *c, const char *key, size_t nth,
-    const char *path)
+static void format_secs(uint64_t ms, char *buf, size_t len)
 {
-	char why[PATH_MAX + 64];
-	struct stat sb;
-	FILE *f;
-	int e;
-
-	if (path == NULL || *path == '\0')
-		return 0;
-	if ((f = fopen(path, "r")) == NULL) {
-		e = errno;
-	} else {
-		e = fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode) ?
-		    EISDIR : 0;
-		fclose(f);
-	}
-	if (e == 0)
-		return 0;
-	snprintf(why, sizeof(why), "cannot read %s: %s", path, strerror(e));
-	return complain(c, key, nth, why);
-}
-
-static int check_tls_files(const wsy_config *c)
-{
-	size_t i;
-	int errors = 0;
-
-	for (i = 0; i < c->ntls_cert; i++)
-		errors += check_file(c, "tls-cert", i, c->tls_cert[i]);
-	for (i = 0; i < c->ntls_key; i++)
-		errors += check_file(c, "tls-key", i, c->tls_key[i]);
-	errors += check_file(c, "tls-ocsp", CFG_LAST, c->tls_ocsp);
-	if (c->tls_client_verify > 0)
-		errors += check_file(c, "tls-client-ca", CFG_LAST,
-		    c->tls_client_ca);
-	return errors;
-}
-
-/* tls-* keys do nothing without a TLS port: say so, rather than serve
- * plain ws to someone who thinks they configured wss. */
-static int check_tls_unused(const wsy_config *c)
-{
-	static const char *const tls_keys[] = { "tls-cert", "tls-key",
-	    "tls-servername", "tls-ocsp", "tls-priority", "tls-only",
-	    "tls-client-ca", "tls-client-verify", "tls-handshake-timeout",
-	    NULL };
-	size_t i;
-	int errors = 0;
-
-	if (cfg_failed(c, "tls-port"))
-		return 0;       /* its own error said enough */
-	for (i = 0; tls_keys[i]; i++)
-		if (cfg_where(c, tls_keys[i], 0))
-			errors += complain(c, tls_keys[i], 0, "unused: no "
-			    "tls-port is set (set tls-port, or -s PORT, or "
-			    "remove this key)");
-	return errors;
-}
-
-int cfg_check(const wsy_config *c)
-{
-	char why[160];
+	char frac[8];
 	size_t n;
-	int errors = 0;
 
-	if (!cfg_tls_enabled(c))
-		return check_tls_unused(c);
-	if (c->ntls_cert != c->ntls_key) {
-		n = c->ntls_cert < c->ntls_key ? c->ntls_cert : c->ntls_key;
-		snprintf(why, sizeof(why), "%zu tls-cert but %zu tls-key: "
-		    "they go in pairs, in order", c->ntls_cert, c->ntls_key);
-		errors += complain(c, c->ntls_cert > n ? "tls-cert" :
-		    "tls-key", n, why);
-	} else if (c->ntls_cert == 0 && c->tls_servername[0] == '\0' &&
-	    !cfg_failed(c, "tls-cert") && !cfg_failed(c, "tls-key") &&
-	    !cfg_failed(c, "tls-servername")) {
-		errors += complain(c, "tls-port", CFG_LAST, "needs tls-cert "
-		    "and tls-key, or tls-servername for a self-signed "
-		    "certificate");
+	snprintf(frac, sizeof(frac), "%03u", (unsigned)(ms % 1000));
+	for (n = 3; n > 0 && frac[n - 1] == '0'; n--)
+		frac[n - 1] = '\0';
+	snprintf(buf, len, "%llu%s%s", (unsigned long long)(ms / 1000),
+	    n ? "." : "", frac);
+}
+
+int cfg_format(const wsy_config *c, const char *key, char *buf, size_t len)
+{
+	static const char *const levels[] = { "error", "warn", "info",
+	    "debug" };
+	static const char *const verify[] = { "none", "optional", "require" };
+	static const char *const pollers[] = { "auto", "epoll", "poll" };
+	const struct key *k = find_key(key);
+	const char *field;
+	uint64_t v = 0;
+	int i = 0;
+	char **l;
+
+	if (k == NULL)
+		return -1;
+	field = (const char *)c + k->off;
+	switch (k->type) {
+	case T_STR: case T_PORT: case T_PORT0:
+		snprintf(buf, len, "%s", field);
+		return 0;
+	case T_UINT:
+		memcpy(&v, field, sizeof(v));
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+		return 0;
+	case T_SECS:
+		memcpy(&v, field, sizeof(v));
+		format_secs(v, buf, len);
+		return 0;
+	case T_LEVEL: case T_VERIFY: case T_POLLER:
+		memcpy(&i, field, sizeof(i));
+		if (i < 0 || i > (k->type == T_LEVEL ? 3 : 2))
+			return -1;
+		snprintf(buf, len, "%s", (k->type == T_LEVEL ? levels :
+		    k->type == T_VERIFY ? verify : pollers)[i]);
+		return 0;
+	case T_BOOL:
+		memcpy(&i, field, sizeof(i));
+		snprintf(buf, len, "%s", i ? "yes" : "no");
+		return 0;
+	case T_LIST:
+		memcpy(&l, field, sizeof(l));
+		for (buf[0] = '\0'; l && *l; l++)
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+			    buf[0] ? " " : "", *l);
+		return 0;
 	}
-	if (c->tls_client_verify > 0 && c->tls_client_ca[0] == '\0')
-		errors += complain(c, "tls-client-verify", CFG_LAST, "needs "
-		    "tls-client-ca (the CA that signs client certificates)");
-	return errors + check_tls_files(c);
+	return -1;
 }
 
 int cfg_add_backend_opt(wsy_config *c, const char *key, const char *value,
@@ -628,6 +593,7 @@ struct load_ctx {
 	int errors;
 	int read_errno;     /* a read failed: the file ends here for inih */
 	int indented;       /* this line starts with blanks */
+	int after_key;      /* a key was set since the last [section] */
 	size_t first_src;   /* c->srcs and c->bopts before this file */
 	size_t first_bopt;
 };
@@ -657,6 +623,8 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	x->line++;
 	x->indented = str[0] == ' ' || str[0] == '\t';
+	if (str[strspn(str, " \t")] == '[')
+		x->after_key = 0;   /* inih forgets the key at a section */
 	n = strlen(str);
 	if (n + 1 < (size_t)num || str[n - 1] == '\n')
 		return str;
@@ -683,12 +651,14 @@ static const cfg_src *seen_here(const struct load_ctx *x, const char *key)
 	return NULL;
 }
 
-/* inih reads an indented line as more of the value above (a second call
- * for the same key): multi-line values are not supported. */
+/* inih reads an indented line after a key as more of that key's value (a
+ * second call for the same key): multi-line values are not supported. */
 static int continued(struct load_ctx *x, const char *name)
 {
-	if (!x->indented)
+	if (!x->indented || !x->after_key) {
+		x->after_key = 1;
 		return 0;
+	}
 	fprintf(stderr, "%s:%d: %s: an indented line continues the value "
 	    "of the line above; write the whole value on one line\n",
 	    x->path, x->line, name);

@@ -116,6 +116,14 @@ int cfg_failed(const wsy_config *c, const char *key);
 void cfg_where_str(const cfg_src *s, const char *key, char *buf,
     size_t len);
 
+/* The table, for the documentation check: the nth key's name (NULL past
+ * the last), and key's value in c written as a file would write it ("" for
+ * an empty string, list or port; seconds as "0.25").  cfg_format returns
+ * 0, or -1 for an unknown key or one without a single value (tls-cert). */
+const char *cfg_key_name(size_t n);
+int cfg_format(const wsy_config *c, const char *key, char *buf,
+    size_t len);
+
 /* Checks across keys, after parsing (a certificate needs a key and a TLS
  * port, ws-path ...).  Prints each problem as "FILE:LINE: KEY: reason" and
  * returns their count. */

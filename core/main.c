@@ -54,7 +54,7 @@ static void usage(FILE *f)
 "  tls-priority, tls-only, tls-client-ca, tls-client-verify,\n"
 "  tls-handshake-timeout; SIGHUP reloads certificates\n"
 "static backend options: host, port, framing, framing-config, protocol\n"
-"see websocksy(8) for every key.\n");
+"see websocksy.cfg(5) for every key, websocksy(8) for the rest.\n");
 }
 
 static int genpsk(void)

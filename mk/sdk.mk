@@ -1,5 +1,6 @@
 # mk/sdk.mk - the plugin SDK: websocksy-plugin.pc, the header and the
-# websocksy-plugin(3) man page for `make install`; the example plugin
+# websocksy-plugin(3) man page (install-man, in the Makefile) for
+# `make install`; the example plugin
 # (plugins/example) built in tree for `make test`.
 #
 # The .pc names includedir and plugindir relative to ${prefix} when they
@@ -20,11 +21,9 @@ sdk-pc: plugins/websocksy-plugin.pc.in
 	    -e 's|@APIVERSION@|$(SDK_API)|g' $< > $(SDK_PC)
 
 install-extra:: sdk-pc
-	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(MANDIR)/man3
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
 	install -m 644 $(SDK_PC) $(DESTDIR)$(LIBDIR)/pkgconfig/
-	install -m 644 docs/websocksy-plugin.3 $(DESTDIR)$(MANDIR)/man3/
 
 # The example plugin, compiled in tree with the project's warnings (the
 # out-of-tree build through pkg-config is tests/integration/test_sdk.py).

@@ -1,7 +1,9 @@
 """Command line and INI configuration, config errors, listening addresses."""
 import os
 import re
+import shutil
 import socket
+import subprocess
 
 import pytest
 
@@ -449,8 +451,8 @@ def test_log_line_format(websocksy, peers):
 
 
 def test_every_config_key_is_documented():
-    """Each key of the table in core/cfg.c has its entry in README.md and
-    in websocksy(8)."""
+    """Each key of the table in core/cfg.c has its entry in README.md,
+    websocksy(8) and websocksy.cfg(5) (their defaults: test_cfg.c)."""
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     with open(os.path.join(root, "core", "cfg.c")) as f:
         src = f.read()
@@ -463,6 +465,81 @@ def test_every_config_key_is_documented():
         readme = f.read()
     with open(os.path.join(root, "docs", "websocksy.8")) as f:
         man = f.read().replace("\\-", "-")
+    cfg5 = man_text(os.path.join(root, "docs", "websocksy.cfg.5"))
     missing = sorted(k for k in keys
-                     if "`%s`" % k not in readme or k not in man)
+                     if "`%s`" % k not in readme or k not in man or k not in cfg5)
     assert not missing, "undocumented keys: %s" % missing
+
+
+def man_text(path):
+    with open(path) as f:
+        return f.read().replace("\\-", "-")
+
+
+def test_cfg5_documents_every_backend_and_framing_key():
+    """websocksy.cfg(5) names every key the built-in backends take, every
+    framing (built in and plugin) and every kcp-mux framing-config key.
+    The [core] keys and their defaults: tests/unit/test_cfg.c."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    man = man_text(os.path.join(root, "docs", "websocksy.cfg.5"))
+    missing = []
+    for name in ("static", "file", "unix"):
+        with open(os.path.join(root, "backends", name + ".c")) as f:
+            keys = re.findall(r'strcmp\(key, "([a-z-]+)"\) == 0', f.read())
+        assert keys, name
+        section = man[man.index('.SS "[backend] of the %s backend"' % name):]
+        section = section[:section.index("\n.S", 1)]
+        missing += ["%s backend: %s" % (name, k) for k in keys
+                    if not re.search(r"^\.BR? %s( |$)" % re.escape(k), section, re.M)]
+    with open(os.path.join(root, "core", "framing.c")) as f:
+        framings = re.findall(r'\{ "([a-z0-9-]+)", fr_', f.read())
+    assert framings
+    framings += [n[:-2] for n in os.listdir(os.path.join(root, "framing")) if n.endswith(".c")]
+    section = man[man.index("\n.SH FRAMINGS"):]
+    section = section[:section.index("\n.SH", 1)]
+    missing += ["framing " + n for n in framings
+                if not re.search(r"^\.B %s$" % re.escape(n), section, re.M)]
+    with open(os.path.join(root, "framing", "kcp-mux.c")) as f:
+        words = re.findall(r'strcmp\(key, "([a-z-]+)"\) == 0', f.read())
+    assert len(words) >= 5, words
+    missing += ["kcp-mux framing-config " + w for w in words if w + "=" not in section]
+    assert not missing, "undocumented in websocksy.cfg(5): %s" % missing
+
+
+def test_man_pages_render_cleanly():
+    if shutil.which("groff") is None:
+        pytest.skip("no groff")
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    for page in ("websocksy.cfg.5", "websocksy.8", "websocksy-client.1"):
+        p = subprocess.run(["groff", "-ww", "-man", "-Tutf8",
+                            os.path.join(root, "docs", page)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0 and p.stderr == b"", (page, p.stderr.decode())
+
+
+def test_install_man_writes_the_prefix_paths(tmp_path):
+    """The man pages in docs/ say /usr/local; installed, they say PREFIX's
+    paths (make install runs install-man)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    prefix = str(tmp_path / "x" / "usr")
+    p = subprocess.run(["make", "-s", "-C", root, "install-man", "PREFIX=" + prefix],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    assert p.returncode == 0, p.stdout.decode()
+    man = os.path.join(prefix, "share", "man")
+    pages = {"man8/websocksy.8", "man1/websocksy-client.1", "man5/websocksy.cfg.5",
+             "man3/websocksy-plugin.3"}
+    for page in pages:
+        with open(os.path.join(man, page)) as f:
+            text = f.read()
+        assert "/usr/local" not in text, page
+    assert (prefix + "/lib/websocksy") in man_text(os.path.join(man, "man8/websocksy.8"))
+    assert (prefix + "/lib/websocksy") in man_text(os.path.join(man, "man5/websocksy.cfg.5"))
+    assert (prefix + "/include/websocksy_plugin.h") in man_text(
+        os.path.join(man, "man8/websocksy.8"))
+    for page in pages:
+        assert os.stat(os.path.join(man, page)).st_mode & 0o777 == 0o644, page
+

@@ -376,6 +376,15 @@ static void test_unreadable(void)
 	CHECK(has(out, p, ":3: origin: an indented line continues"));
 	unlink(p);
 	cfg_free(&c);
+
+	/* ...but right after a section it is a key of its own */
+	cfg_defaults(&c);
+	p = write_ini("[core]\n  port = 9001\n ; note\n\n[tls]\n"
+	    "\tport = 9443\n");
+	CHECK_EQ(load_capture(&c, p, out, sizeof(out)), 0);
+	CHECK(strcmp(c.port, "9001") == 0 && strcmp(c.tls_port, "9443") == 0);
+	unlink(p);
+	cfg_free(&c);
 }
 
 /* Checks across keys name where each key was set. */
@@ -449,6 +458,157 @@ static void test_check(void)
 	cfg_free(&c);
 }
 
+/*
+ * The documentation check: every key of the table is in websocksy.cfg(5),
+ * websocksy(8) and the README, and where a default is written it is the
+ * one cfg_defaults really sets (kcp-replay-cache once said 65536 in three
+ * places while the code said 1048576).  Man pages write a key as
+ * ".BR key \" (default)\"" or ".B key"; the README as "| `key` ... | `default` |".
+ * Run from the repository root, as make unit does.
+ */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *s;
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0) {
+		fprintf(stderr, "%s: cannot read (run from the repository "
+		    "root)\n", path);
+		exit(2);
+	}
+	rewind(f);
+	s = calloc(1, (size_t)n + 1);
+	if (s == NULL || fread(s, 1, (size_t)n, f) != (size_t)n)
+		exit(2);
+	fclose(f);
+	return s;
+}
+
+/* roff to text, for a default: "kcp\-mux" is "kcp-mux". */
+static void unroff(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && (s[1] == '-' || s[1] == ':')) {
+			if (s[1] == '-')
+				*w++ = '-';
+			s++;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/* 1 with the default in out, 0 documented without one, -1 missing. */
+static int man_default(const char *page, const char *key, char *out,
+    size_t outlen)
+{
+	char line[512], *r;
+	const char *p, *nl;
+	size_t n, klen = strlen(key);
+
+	for (p = page; *p; p = *nl ? nl + 1 : nl) {
+		nl = p + strcspn(p, "\n");
+		snprintf(line, sizeof(line), "%.*s", (int)(nl - p), p);
+		if (strncmp(line, ".B ", 3) && strncmp(line, ".BR ", 4))
+			continue;
+		r = line + (line[2] == ' ' ? 3 : 4);
+		unroff(r);
+		if (strcmp(r, key) == 0)
+			return 0;
+		if (strncmp(r, key, klen) || strncmp(r + klen, " \" (", 4))
+			continue;
+		r += klen + 4;
+		n = strlen(r);
+		if (n < 2 || strcmp(r + n - 2, ")\"") != 0)
+			continue;
+		snprintf(out, outlen, "%.*s", (int)(n - 2), r);
+		return 1;
+	}
+	return -1;
+}
+
+static int readme_default(const char *readme, const char *key, char *out,
+    size_t outlen)
+{
+	char want[128];
+	const char *p, *e;
+	size_t n;
+
+	snprintf(want, sizeof(want), "\n| `%s`", key);
+	if ((p = strstr(readme, want)) == NULL)
+		return -1;
+	p += strlen(want);
+	if ((p = strchr(p, '|')) == NULL)
+		return -1;
+	p += strspn(p, "| ");
+	n = strcspn(p, "|\n");
+	while (n > 0 && p[n - 1] == ' ')
+		n--;
+	if (n >= 2 && p[0] == '`' && (e = memchr(p + 1, '`', n - 1)))
+		snprintf(out, outlen, "%.*s", (int)(e - p - 1), p + 1);
+	else
+		snprintf(out, outlen, "%.*s", (int)n, p);
+	return 1;
+}
+
+/* Does doc say what the default really is? */
+static int default_ok(const char *key, const char *doc, const char *real)
+{
+	size_t n = strlen(doc);
+
+	if (strcmp(doc, real) == 0)
+		return 1;
+	if (real[0] == '\0' && (!strcmp(doc, "none") || !strcmp(doc,
+	    "empty") || !strcmp(doc, "any")))
+		return 1;
+	/* compiled in from PREFIX; the pages say the default PREFIX's */
+	if (strcmp(key, "plugins") == 0)
+		return n > 14 && strcmp(doc + n - 14, "/lib/websocksy") == 0;
+	/* empty: GnuTLS's string in core/tls.c, written out in the docs */
+	if (strcmp(key, "tls-priority") == 0)
+		return strncmp(doc, "SECURE", 6) == 0;
+	return 0;
+}
+
+static void test_docs(void)
+{
+	static const char *const docs[] = { "docs/websocksy.cfg.5",
+	    "docs/websocksy.8", "README.md" };
+	char real[1024], doc[1024];
+	wsy_config c;
+	const char *k;
+	size_t d, i;
+	int r;
+
+	cfg_defaults(&c);
+	for (d = 0; d < 3; d++) {
+		char *text = slurp(docs[d]);
+		for (i = 0; (k = cfg_key_name(i)) != NULL; i++) {
+			r = d == 2 ? readme_default(text, k, doc, sizeof(doc)) :
+			    man_default(text, k, doc, sizeof(doc));
+			if (r < 0)
+				fprintf(stderr, "%s: key %s is not documented\n",
+				    docs[d], k);
+			CHECK(r >= 0);
+			if (r <= 0 || cfg_format(&c, k, real,
+			    sizeof(real)) < 0)
+				continue;
+			if (!default_ok(k, doc, real))
+				fprintf(stderr, "%s: %s: default \"%s\", but "
+				    "cfg_defaults sets \"%s\"\n", docs[d], k,
+				    doc, real);
+			CHECK(default_ok(k, doc, real));
+		}
+		free(text);
+	}
+	CHECK(i > 40);
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -457,5 +617,6 @@ int main(void)
 	test_duplicates();
 	test_unreadable();
 	test_check();
+	test_docs();
 	return test_summary("cfg");
 }
