@@ -44,6 +44,7 @@ static struct {
 	uint8_t dg[KCPC_DGRAM_MAX]; /* sealed datagram out / raw one in */
 	uint8_t pt[KCPC_DGRAM_MAX]; /* opened datagram */
 	uint64_t dropped;         /* datagrams that did not authenticate */
+	int answered;             /* the server answered this session */
 } K;
 
 static void kcp_io(int fd, int ev, void *arg);
@@ -193,11 +194,37 @@ static void fail(const char *why)
 	muxc_chan_down(why);
 }
 
+/*
+ * The server never answers what does not authenticate (a wrong psk= looks
+ * like silence, by design: no oracle for a scanner), so the client judges
+ * by what comes back: nothing within timeout= is a failure it names.
+ */
+static void no_answer(void)
+{
+	const peer_uri *u = &muxc_cfg()->remote[K.host];
+
+	if (K.dropped)
+		log_error(0, "kcp: %llu datagrams came back from %s port %s "
+		    "but none authenticates: psk= is not the server's "
+		    "kcp-psk", (unsigned long long)K.dropped, u->host, u->port);
+	else
+		log_error(0, "kcp: nothing came back from %s port %s within "
+		    "%u s (timeout=): %sthe server listening there "
+		    "(kcp-listen) and UDP getting through", u->host, u->port,
+		    opt()->timeout, opt()->has_psk ? "check psk= (the server "
+		    "drops what does not authenticate, silently), " : "check ");
+	fail("no authenticated answer");
+}
+
 static void idle_cb(void *arg)
 {
 	uint64_t quiet = loop_now() - K.last_input;
 
 	(void)arg;
+	if (!K.answered) {
+		no_answer();
+		return;
+	}
 	if (quiet >= KCPC_SESSION_TIMEOUT) {
 		fail("session timeout (nothing received for 60 s)");
 		return;
@@ -243,6 +270,12 @@ static void input(const uint8_t *p, size_t len, uint64_t now)
 	if (kcp_conv_of(p, len) != K.conv || kcp_input(K.k, p, len, now) < 0)
 		return;
 	K.last_input = now;
+	if (!K.answered) {
+		K.answered = 1;
+		log_info(0, "kcp: the server answers (conversation %08x)",
+		    (unsigned)K.conv);
+		loop_timer_set(&K.idle, KCPC_SESSION_TIMEOUT);
+	}
 }
 
 static void kcp_io(int fd, int ev, void *arg)
@@ -284,8 +317,13 @@ static void start(void)
 		return;
 	}
 	K.up = 1;
+	K.answered = 0;
+	K.dropped = 0;
 	K.last_input = loop_now();
-	loop_timer_set(&K.idle, KCPC_SESSION_TIMEOUT);
+	/* the first answer is due within timeout= (the handshake) */
+	loop_timer_set(&K.idle, (uint64_t)opt()->timeout * 1000 <
+	    KCPC_SESSION_TIMEOUT ? (uint64_t)opt()->timeout * 1000 :
+	    KCPC_SESSION_TIMEOUT);
 	log_info(0, "kcp: conversation %08x", (unsigned)K.conv);
 	muxc_chan_up();
 }

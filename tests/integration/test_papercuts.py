@@ -10,6 +10,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from conftest import REPO, free_port, run_binary, tcp_peer_args, wait_for
 from rawws import OP_BIN, OP_TEXT, http_request
 
@@ -210,3 +212,82 @@ def port_open(port):
         return True
     except OSError:
         return False
+
+
+# ------------------------------------------------------- a wrong KCP key
+def kcp_pair(websocksy, peers, tmp_path, server_key, client_key, name):
+    plugins = os.path.join(REPO, "build", "plugins")
+    if not os.path.exists(os.path.join(plugins, "framing_kcp-mux.so")):
+        pytest.skip("no kcp-mux plugin in build/plugins")
+    echo = peers.tcp_echo()
+    udp = free_port(kind=socket.SOCK_DGRAM)
+    websocksy("-C", "plugins=" + plugins, "-C", "kcp-listen=127.0.0.1:%d" % udp,
+              "-C", "kcp-peer=tcp://127.0.0.1:%d" % echo.port,
+              "-C", "kcp-psk=" + server_key, *tcp_peer_args(echo))
+    lport = free_port()
+    log = tmp_path / (name + ".log")
+    f = open(log, "wb")
+    p = subprocess.Popen([CLIENT, "127.0.0.1:%d" % lport, "127.0.0.1:%d" % udp,
+                          "kcp;psk=%s;timeout=2" % client_key],
+                         stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+    f.close()
+    text = lambda: log.read_text(errors="replace")  # noqa: E731
+    assert wait_for(lambda: "listening on" in text() or p.poll() is not None, 10), text()
+    return p, lport, text
+
+
+def stop_client(p):
+    p.terminate()
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+def genpsk():
+    p = subprocess.run([CLIENT, "--genpsk"], capture_output=True, timeout=5)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode().strip()
+
+
+def test_kcp_wrong_key_is_named_within_timeout(websocksy, peers, tmp_path):
+    """The server stays silent to a wrong key; the client says so after
+    timeout= (here 2 s) instead of waiting forever behind "kcp tunnel up",
+    and the local connection that waited is closed."""
+    p, lport, log = kcp_pair(websocksy, peers, tmp_path, genpsk(), genpsk(), "wrong")
+    try:
+        s = socket.create_connection(("127.0.0.1", lport), 5)
+        s.settimeout(30)
+        s.sendall(b"anyone there?\n")
+        t0 = time.monotonic()
+        assert wait_for(lambda: "nothing came back" in log(), 20), log()
+        took = time.monotonic() - t0
+        line = [ln for ln in log().splitlines() if "nothing came back" in ln][0]
+        assert "error" in line and "psk=" in line and "within 2 s" in line, line
+        assert took < 15, took
+        assert "kcp tunnel down: no authenticated answer" in log(), log()
+        try:
+            assert s.recv(100) == b""       # the waiting connection ends
+        except ConnectionResetError:
+            pass
+        s.close()
+        assert p.poll() is None, log()      # the client itself goes on
+    finally:
+        stop_client(p)
+
+
+def test_kcp_right_key_says_the_server_answers(websocksy, peers, tmp_path):
+    key = genpsk()
+    p, lport, log = kcp_pair(websocksy, peers, tmp_path, key, key, "right")
+    try:
+        s = socket.create_connection(("127.0.0.1", lport), 5)
+        s.settimeout(10)
+        s.sendall(b"echo me\n")
+        assert s.recv(100) == b"echo me\n"
+        s.close()
+        assert "kcp: the server answers" in log(), log()
+        time.sleep(2.5)                     # past timeout=: still fine
+        assert "nothing came back" not in log(), log()
+    finally:
+        stop_client(p)
