@@ -243,18 +243,51 @@ static void tls_config(const wsy_config *c)
 	tls_cfg.client_verify = c->tls_client_verify;
 }
 
+/* Which key named the file a TLS error is about ("certificate PATH: ..."
+ * is the nth tls-cert): the message then starts with its FILE:LINE. */
+static void tls_error_where(const wsy_config *c, const char *err, char *w,
+    size_t wlen)
+{
+	char want[PATH_MAX + 32];
+	size_t i;
+
+	for (i = 0; i < c->ntls_cert; i++) {
+		snprintf(want, sizeof(want), "certificate %s", c->tls_cert[i]);
+		if (strncmp(err, want, strlen(want)) == 0) {
+			cfg_where_str(cfg_where(c, "tls-cert", i), "tls-cert",
+			    w, wlen);
+			return;
+		}
+		snprintf(want, sizeof(want), "key %s:", c->tls_key[i]);
+		if (strncmp(err, want, strlen(want)) == 0) {
+			cfg_where_str(cfg_where(c, "tls-key", i), "tls-key", w,
+			    wlen);
+			return;
+		}
+	}
+	if (strncmp(err, "OCSP response ", 14) == 0)
+		cfg_where_str(cfg_where(c, "tls-ocsp", CFG_LAST), "tls-ocsp",
+		    w, wlen);
+	else if (strncmp(err, "client CA ", 10) == 0)
+		cfg_where_str(cfg_where(c, "tls-client-ca", CFG_LAST),
+		    "tls-client-ca", w, wlen);
+	else
+		snprintf(w, wlen, "tls");
+}
+
 /* Credentials for the TLS port, loaded before anything listens (the
  * files were checked by cfg_check: this is about their contents). */
 static int tls_start(const wsy_config *c)
 {
-	char err[512], fp[128] = "";
+	char err[512], fp[128] = "", where[PATH_MAX + 80];
 
 	if (!cfg_tls_enabled(c))
 		return 0;
 	tls_config(c);
 	if ((tls_srv = tls_server_new(&tls_cfg, fp, sizeof(fp), err,
 	    sizeof(err))) == NULL) {
-		fprintf(stderr, "tls: %s\n", err);
+		tls_error_where(c, err, where, sizeof(where));
+		fprintf(stderr, "%s: %s\n", where, err);
 		return -1;
 	}
 	if (fp[0])

@@ -325,7 +325,15 @@ def test_tls_file_bad_contents(tmp_path):
     err = config_error(tmp_path, "[core]\nport = 0\n[tls]\nport = %d\ncert = c.pem\n"
                        "key = %s\n[backend]\nhost = 127.0.0.1\nport = 1\n"
                        % (free_port(), os.path.join(CERTS, "localhost.key")))
-    assert "certificate c.pem: No certificate was found" in err, err
+    assert "bad.ini:5: tls-cert: certificate c.pem: No certificate was found" in err, err
+
+
+def test_tls_key_bad_contents(tmp_path):
+    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\nbroken\n")
+    err = config_error(tmp_path, "[core]\nport = 0\n[tls]\nport = %d\ncert = %s\n"
+                       "key = k.pem\n[backend]\nhost = 127.0.0.1\nport = 1\n"
+                       % (free_port(), os.path.join(CERTS, "localhost.pem")))
+    assert "bad.ini:6: tls-key: key k.pem: " in err, err
 
 
 def test_tls_cert_without_tls_port(tmp_path):
