@@ -1736,8 +1736,14 @@ static void client_io(int fd, int ev, void *arg)
 		 * that does not read: it will not wait for us forever, nor
 		 * do we wait for the peer forever. */
 		c->flags |= F_RDHUP;
-		log_info(c->id, "client closed its side while the peer is "
-		    "not reading");
+		/* After its close frame that is how a browser leaves a page
+		 * (close 1001, then FIN): ordinary, not worth an info line. */
+		if (c->flags & F_CLOSE_RCVD)
+			log_debug(c->id, "client closed its side after its "
+			    "close frame");
+		else
+			log_info(c->id, "client closed its side while the peer "
+			    "is not reading");
 		close_deadline(c);
 	}
 	if (ev & LOOP_WRITE) {

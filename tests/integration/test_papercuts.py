@@ -291,3 +291,25 @@ def test_kcp_right_key_says_the_server_answers(websocksy, peers, tmp_path):
         assert "nothing came back" not in log(), log()
     finally:
         stop_client(p)
+
+
+# ---------------------------------------------- a browser leaving a page
+def test_browser_leaving_a_page_is_not_an_info_line(websocksy, peers):
+    """Chromium leaving a page sends close 1001 and then its FIN at once,
+    while the peer (which keeps its side open) is still being lingered
+    for: ordinary, so a debug line, not "client closed its side while the
+    peer is not reading" at info."""
+    for verbose in (False, True):
+        peer = peers.tcp_manual()
+        srv = websocksy(*tcp_peer_args(peer, *(["-v"] if verbose else [])))
+        c = srv.ws()
+        peer.wait_conn()
+        c.send_text("hello\n")
+        c.send_close(1001)
+        c.sock.shutdown(socket.SHUT_WR)
+        assert wait_for(lambda: "closed with 1001" in srv.stderr(), 10), srv.stderr()
+        err = srv.stderr()
+        assert "while the peer is not reading" not in err, err
+        assert ("after its close frame" in err) == verbose, err
+        c.close()
+
