@@ -109,7 +109,7 @@ void cfg_defaults(wsy_config *c)
 	c->close_timeout_ms = 10000;
 	c->response_linger_ms = 2000;
 	c->memory_trim_ms = 250;
-	c->utf8_hold_ms = 20;
+	c->utf8_hold_ms = 250;
 	c->linger_ms = 1000;
 	c->send_timeout_ms = 60000;
 	c->max_datagram = 65507;

@@ -20,7 +20,7 @@ from rawws import OP_BIN, OP_TEXT, http_request
 def test_auto_sends_a_held_incomplete_sequence_after_utf8_hold(websocksy, peers):
     """A peer that sends 00 01 C8 and waits for an answer: the client gets
     all three bytes, as one binary message, well within a second (the
-    default utf8-hold is 20 ms), and can answer."""
+    default utf8-hold is 250 ms), and can answer."""
     peer = peers.tcp_manual()
     srv = websocksy(*tcp_peer_args(peer, "-c", "framing=auto"))
     c = srv.ws()

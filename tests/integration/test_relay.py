@@ -337,7 +337,7 @@ def test_framing_auto_text_and_binary(websocksy, peers):
 
 def test_framing_auto_holds_incomplete_utf8_tail(websocksy, peers):
     peer = peers.tcp_manual()
-    # utf8-hold (20 ms by default) long enough for the pause below
+    # utf8-hold (250 ms by default) long enough for the pause below
     srv = websocksy(*tcp_peer_args(peer, "-c", "framing=auto", "-C", "utf8-hold=10"))
     c = srv.ws()
     rec = peer.wait_conn()
