@@ -412,6 +412,11 @@ int main(int argc, char **argv)
 	log_set_level(n < LOGL_ERROR ? LOGL_ERROR : n > LOGL_DEBUG ?
 	    LOGL_DEBUG : n);
 	signal(SIGPIPE, SIG_IGN);
+	/* Not configured: beside the binary in a build tree, else the
+	 * installed directory (the README's examples run build/websocksy). */
+	if (cfg_where(&cfg, "plugins", CFG_LAST) == NULL &&
+	    plugin_default_dir(cfg.plugins, sizeof(cfg.plugins)))
+		log_debug(0, "plugins: %s (beside the binary)", cfg.plugins);
 	plugin_set_dir(cfg.plugins);
 	bufpool_set_limit(cfg.buffer_pool);
 	memset(&be, 0, sizeof(be));

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "framing.h"
@@ -50,6 +51,29 @@ static struct loaded *framings;
 void plugin_set_dir(const char *dir)
 {
 	snprintf(plugdir, sizeof(plugdir), "%s", dir);
+}
+
+int plugin_default_dir(char *out, size_t outlen)
+{
+	char exe[PATH_MAX], dir[PATH_MAX + 16];
+	struct stat st;
+	ssize_t n;
+	char *slash;
+
+	snprintf(out, outlen, "%s", WSY_PLUGINDIR);
+	/* Linux: the binary's own path, whatever the cwd or argv[0] */
+	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) <= 0)
+		return 0;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	snprintf(dir, sizeof(dir), "%s/plugins", exe);
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    strlen(dir) >= outlen)
+		return 0;
+	snprintf(out, outlen, "%s", dir);
+	return 1;
 }
 
 static int valid_name(const char *name)

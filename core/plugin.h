@@ -21,6 +21,14 @@ typedef struct backend {
 
 void plugin_set_dir(const char *dir);
 
+/*
+ * The plugin directory to use when none is configured: "plugins" beside
+ * the running binary when that directory exists (the build tree:
+ * build/websocksy and build/plugins), else WSY_PLUGINDIR (installed).
+ * Writes it to out; returns 1 for the directory beside the binary.
+ */
+int plugin_default_dir(char *out, size_t outlen);
+
 /* Find backend name (built in "static", else backend_<name>.so) and init
  * it with host.  Returns 0 or -1 with a reason in err. */
 int backend_open(backend *b, const char *name, const wsy_host *host,

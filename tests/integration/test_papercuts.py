@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import REPO, free_port, run_binary, tcp_peer_args, wait_for
+from conftest import BIN, REPO, free_port, run_binary, tcp_peer_args, wait_for
 from rawws import OP_BIN, OP_TEXT, http_request
 
 
@@ -313,3 +313,41 @@ def test_browser_leaving_a_page_is_not_an_info_line(websocksy, peers):
         assert ("after its close frame" in err) == verbose, err
         c.close()
 
+
+
+# ------------------------------------------- plugins beside the binary
+def test_build_tree_binary_finds_its_plugins(websocksy, peers, tmp_path):
+    """build/websocksy (or whichever binary the tests run) loads plugin
+    framings and backends from the plugins/ beside it, without
+    -C plugins=, as the README's examples assume."""
+    beside = os.path.join(os.path.dirname(os.path.realpath(BIN)), "plugins")
+    if not os.path.exists(os.path.join(beside, "framing_json.so")):
+        pytest.skip("no plugins beside %s" % BIN)
+    peer = peers.tcp_manual()
+    srv = websocksy(*tcp_peer_args(peer, "-c", "framing=json"))
+    c = srv.ws()
+    rec = peer.wait_conn()
+    rec.sock.sendall(b'{"a": 1} [2')
+    assert c.read_message(timeout=5) == (OP_TEXT, b'{"a": 1}')
+    # a backend plugin too (the file backend)
+    (tmp_path / "peers").mkdir()
+    (tmp_path / "peers" / "echo").write_text("tcp://127.0.0.1:%d *\n" % peer.port)
+    srv2 = websocksy("-b", "file", "-c", "path=%s" % (tmp_path / "peers"))
+    c2 = srv2.ws(path="/echo")
+    assert peer.wait_conn(1)
+    c2.close()
+
+
+def test_plugins_key_still_wins_and_a_lone_binary_uses_the_installed_dir(tmp_path):
+    rc, out, err = run_binary(["-C", "plugins=%s" % tmp_path, "-c", "host=127.0.0.1",
+                               "-c", "port=1", "-c", "framing=json"])
+    assert rc != 0 and "%s/framing_json.so" % tmp_path in err, err
+    lone = tmp_path / "websocksy"                   # no plugins/ beside it
+    lone.write_bytes(open(BIN, "rb").read())
+    lone.chmod(0o755)
+    p = subprocess.run([str(lone), "-c", "host=127.0.0.1", "-c", "port=1",
+                        "-c", "framing=json"], capture_output=True, timeout=10,
+                       stdin=subprocess.DEVNULL)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode != 0 and "framing_json.so" in err, err
+    assert str(tmp_path) not in err, err            # the installed directory
