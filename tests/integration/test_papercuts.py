@@ -351,3 +351,67 @@ def test_plugins_key_still_wins_and_a_lone_binary_uses_the_installed_dir(tmp_pat
     err = p.stderr.decode(errors="replace")
     assert p.returncode != 0 and "framing_json.so" in err, err
     assert str(tmp_path) not in err, err            # the installed directory
+
+
+# ------------------------------------------------ README: build, install
+def readme_section(title):
+    text = readme()
+    i = text.index("\n## " + title)
+    j = text.find("\n## ", i + 1)
+    return text[i:j if j > 0 else len(text)]
+
+
+def make_targets():
+    p = subprocess.run(["make", "-C", REPO, "-qp"], capture_output=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    out = p.stdout.decode(errors="replace")
+    return set(re.findall(r"^([a-zA-Z][a-zA-Z0-9_.-]*):(?!=)", out, re.M))
+
+
+def test_readme_make_targets_exist():
+    section = readme_section("Build, test, install")
+    named = set(re.findall(r"^\| `make(?: [A-Z_]+=\S*)* ?([a-z][a-z0-9-]*)?", section, re.M))
+    named.discard("")
+    assert {"install", "unit", "bench", "clean"} <= named, named
+    missing = named - make_targets()
+    assert not missing, "README names make targets that do not exist: %s" % missing
+
+
+def test_readme_install_table_lists_every_man_page():
+    with open(os.path.join(REPO, "Makefile")) as f:
+        mk = f.read()
+    m = re.search(r"^MAN_PAGES :?= (.*?)(?<!\\)\n", mk, re.M | re.S)
+    pages = {os.path.basename(p) for p in m.group(1).replace("\\\n", " ").split()}
+    assert "websocksy.8" in pages, pages
+    section = readme_section("Build, test, install")
+    row = [ln for ln in section.splitlines() if ln.startswith("| the man pages")]
+    assert row, section
+    for page in pages:
+        assert "`%s`" % page in row[0], (page, row[0])
+
+
+def test_tunnel_o_then_p_is_a_tls_port(websocksy, peers):
+    """-o is applied after every flag: -o 'ws;tls;...' before -p still
+    makes -p's port the TLS port (the README's old note said to give -p
+    first)."""
+    import ssl
+    peer = peers.tcp_echo()
+    port = free_port()
+    srv = websocksy("-o", "ws;tls;servername=localhost;host=localhost;path=/ws",
+                    "-p", str(port), *tcp_peer_args(peer))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), 5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.settimeout(5)
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = s.recv(1000)
+                assert d, head
+                head += d
+            assert head.startswith(b"HTTP/1.1 101"), head
+    assert ":%d (wss" % port in srv.stderr(), srv.stderr()
