@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>   /* struct tcp_info with tcpi_snd_wnd */
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -92,6 +94,10 @@ typedef struct conn {
 	loop_timer stall;             /* send-timeout */
 	loop_timer hold;              /* utf8-hold, armed while auto holds */
 	uint64_t last_write;          /* a buffered byte last left, ms */
+	uint64_t taken_at;            /* peer-close-linger: the client's TCP
+	                               * last took or acked our bytes, ms */
+	uint32_t taken_wnd;           /* its receive window then */
+	uint32_t taken_unacked;       /* our bytes it had not acked then */
 	int awaiting_pong;
 	peer_conn *pc;
 	char *bound_path;
@@ -1449,6 +1455,64 @@ static void progress_respond(conn *c)
 	loop_events(c->cfd, LOOP_READ | (out_pending(c) ? LOOP_WRITE : 0));
 }
 
+/*
+ * peer-close-linger: after the peer's EOF and all its data, wait for the
+ * client to close first.  The wait is counted from the moment the client
+ * stopped taking data, not from the moment the last byte entered our
+ * socket: on a loaded machine several megabytes can still sit in the two
+ * kernels' buffers then, and a tunnel client that reads them slower than
+ * the linger got our close before it had passed the tail on.
+ * v2ray-plugin's client drops what it holds for its local side when the
+ * close frame (or a FIN) comes: close only once its TCP has taken and
+ * acknowledged every byte, its receive window has stopped opening (it no
+ * longer drains its socket), and then peer-close-linger more has passed.
+ * close-timeout still bounds it all.
+ */
+#define TAKEN_TICK_MS 50
+
+static int client_taking(conn *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int moved;
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(c->cfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return 0;               /* not TCP (unix socket): no signal */
+	moved = ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0 ||
+	    ti.tcpi_unacked != c->taken_unacked ||
+	    ti.tcpi_snd_wnd > c->taken_wnd;
+	c->taken_unacked = ti.tcpi_unacked;
+	c->taken_wnd = ti.tcpi_snd_wnd;
+	return moved || out_pending(c);
+}
+
+static void peer_linger_tick(void *arg)
+{
+	conn *c = arg;
+	uint64_t now = loop_now();
+
+	if (client_taking(c))
+		c->taken_at = now;
+	if (now - c->taken_at >= B.cfg->peer_close_linger_ms) {
+		c->flags |= F_LINGER_DONE;
+		progress(c);
+		return;
+	}
+	loop_timer_set(&c->linger, TAKEN_TICK_MS);
+}
+
+static void peer_linger_start(conn *c)
+{
+	loop_timer_stop(&c->linger);
+	loop_timer_init(&c->linger, peer_linger_tick, c);
+	c->taken_unacked = 0;
+	c->taken_wnd = 0;
+	(void)client_taking(c);
+	c->taken_at = loop_now();
+	loop_timer_set(&c->linger, TAKEN_TICK_MS);
+}
+
 /* The closing rules, in order (see the header comment of the file). */
 static void progress_close(conn *c)
 {
@@ -1482,7 +1546,7 @@ static void progress_close(conn *c)
 		 * of a stream when our close follows the data at once). */
 		c->flags |= F_PEER_LINGER;
 		close_deadline(c);
-		loop_timer_set(&c->linger, B.cfg->peer_close_linger_ms);
+		peer_linger_start(c);
 	}
 	if ((c->flags & F_PEOF) && !client_done && c->pin.len == 0 &&
 	    !(c->flags & F_CLOSE_SENT) && (!B.cfg->peer_close_linger_ms ||
