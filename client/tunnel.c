@@ -46,6 +46,8 @@ enum { ST_CONNECT, ST_TLS, ST_UPGRADE, ST_OPEN, ST_DONE };
 #define F_CLOSE_SENT  0x0100  /* our close frame is queued */
 #define F_CLOSE_RCVD  0x0200  /* the server's close arrived */
 #define F_CLOSING     0x0400  /* the close timer runs */
+#define F_LINGER      0x0800  /* the close-linger timer runs */
+#define F_LINGERED    0x1000  /* close-linger is over */
 
 #define HDR_ROOM     8        /* masked header of a frame < 64 KiB */
 #define CTL_RESERVE  256      /* rout room kept for control frames */
@@ -67,6 +69,7 @@ typedef struct tun {
 	char wskey[UPGRADE_KEY_LEN];
 	loop_timer timer;         /* connect deadline, then close wait */
 	loop_timer ping;
+	loop_timer linger;        /* close-linger after the local EOF */
 	int awaiting_pong;
 	uint64_t up, down;        /* payload bytes relayed */
 } tun;
@@ -111,6 +114,7 @@ static void tun_close(tun *t)
 	t->state = ST_DONE;
 	loop_timer_stop(&t->timer);
 	loop_timer_stop(&t->ping);
+	loop_timer_stop(&t->linger);
 	if (t->pc)
 		peer_cancel(t->pc);
 	if (t->tls)
@@ -535,6 +539,32 @@ static void arm_close_timer(tun *t)
 	loop_timer_set(&t->timer, T.cfg->close_wait_ms);
 }
 
+/*
+ * close-linger: after the local EOF, once everything read from it has
+ * left for the server, give the server that long to close first.  Some
+ * peers lose data frames that arrive just before a close (v2ray-plugin's
+ * server); their own client closes 1 s after its EOF.  Data from the
+ * server keeps flowing meanwhile, and its close or EOF ends the wait.
+ */
+static int linger_over(tun *t)
+{
+	if ((t->flags & F_LINGERED) || T.cfg->opt->close_linger_ms == 0)
+		return 1;
+	if (!(t->flags & F_LINGER) && !rout_pending(t)) {
+		t->flags |= F_LINGER;
+		loop_timer_set(&t->linger, T.cfg->opt->close_linger_ms);
+	}
+	return 0;
+}
+
+static void linger_done(void *arg)
+{
+	tun *t = arg;
+
+	t->flags |= F_LINGERED;
+	progress(t);
+}
+
 static void close_rules_ws(tun *t)
 {
 	unsigned f = t->flags;
@@ -544,9 +574,10 @@ static void close_rules_ws(tun *t)
 	 * its SHUT_WR. */
 	int rdone = (f & F_CLOSE_RCVD) || ((f & F_REOF) && t->rin.len == 0);
 
-	if ((f & F_LEOF) && !rdone && !(f & F_CLOSE_SENT))
+	if ((f & F_LEOF) && !rdone && !(f & F_CLOSE_SENT) && linger_over(t))
 		send_close(t, WS_CLOSE_NORMAL);
-	if (t->flags & (F_CLOSE_SENT | F_CLOSE_RCVD | F_REOF))
+	/* the local EOF too: the linger waits for rout to drain */
+	if (t->flags & (F_LEOF | F_CLOSE_SENT | F_CLOSE_RCVD | F_REOF))
 		arm_close_timer(t);
 	if (!rdone)
 		return;
@@ -799,6 +830,7 @@ static void tun_new(int fd, const struct sockaddr *sa)
 		opts_random(t->conn_key, sizeof(t->conn_key));
 	loop_timer_init(&t->timer, tun_timeout, t);
 	loop_timer_init(&t->ping, ping_tick, t);
+	loop_timer_init(&t->linger, linger_done, t);
 	if (loop_watch(fd, 0, local_io, t) < 0) {
 		log_error(0, "out of memory: refusing a connection");
 		close(fd);

@@ -218,6 +218,7 @@ const opt_spec client_opt_spec[] = {
 	{ "0rtt", OPT_FLAG },
 	{ "ping", OPT_VALUE },
 	{ "timeout", OPT_VALUE },
+	{ "close-linger", OPT_VALUE },
 	{ "mux", OPT_ANY },
 	{ "kcp", OPT_FLAG },
 	{ "psk", OPT_VALUE },
@@ -260,6 +261,30 @@ static int number(const char *key, const char *v, unsigned lo, unsigned hi,
 	return 0;
 }
 
+/* SECS with up to three decimals ("1", "0.25") into ms, lo..hi ms. */
+static int millis(const char *key, const char *v, unsigned lo, unsigned hi,
+    unsigned *out, char *err, size_t errlen)
+{
+	unsigned long n = 0, scale = 1000;
+	const char *p = v;
+	char b[64];
+
+	for (; *p >= '0' && *p <= '9' && n <= hi; p++)
+		n = n * 10 + (unsigned long)(*p - '0');
+	n *= 1000;
+	if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+		for (p++; *p >= '0' && *p <= '9' && scale > 1; p++)
+			n += (unsigned long)(*p - '0') * (scale /= 10);
+	if (*v < '0' || *v > '9' || *p != '\0' || n < lo || n > hi) {
+		snprintf(err, errlen, "option '%s': '%s' is not a number of "
+		    "seconds from %g to %g", key, q(v, strlen(v), b,
+		    sizeof(b)), lo / 1000.0, hi / 1000.0);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 /* A SHA-256 fingerprint: 64 hex digits, colons allowed between them. */
 static int pin_ok(const char *s)
 {
@@ -292,7 +317,8 @@ static int needs(const opts *o, const char *const *keys, int have,
 static int client_ws(const opts *o, client_opts *c, char *err,
     size_t errlen)
 {
-	static const char *const keys[] = { "host", "path", "mask", NULL };
+	static const char *const keys[] = { "host", "path", "mask",
+	    "close-linger", NULL };
 	const char *m;
 	char b[64];
 
@@ -453,6 +479,7 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 	c->mask = MASK_STANDARD;
 	c->ping = 30;
 	c->timeout = 10;
+	c->close_linger_ms = 1000;	/* v2ray's DownlinkOnly (sip003.md) */
 	c->kcp_mtu = 1400;
 	c->kcp_window = 1024;
 	c->kcp_replay = PSK_REPLAY_DEFAULT;
@@ -476,6 +503,9 @@ int opts_client(const opts *o, client_opts *c, char *err, size_t errlen)
 		return -1;
 	if ((v = opts_get(o, "timeout")) &&
 	    number("timeout", v, 1, 3600, &c->timeout, err, errlen) < 0)
+		return -1;
+	if ((v = opts_get(o, "close-linger")) && millis("close-linger", v, 0,
+	    60000, &c->close_linger_ms, err, errlen) < 0)
 		return -1;
 	if ((v = opts_get(o, "poller")) != NULL) {
 		c->poller = loop_poller_parse(v);

@@ -73,6 +73,8 @@ typedef struct client_opts {
 	int resume;		/* 0rtt: session resumption / early data */
 	unsigned ping;		/* keepalive seconds, 0 = off */
 	unsigned timeout;	/* connect + handshake seconds */
+	unsigned close_linger_ms; /* ws, mux: after local EOF, wait this long
+				   * for the server's close first (1000) */
 	/* KCP-mux (docs/KCP-MUX.md): every local connection is a stream of
 	 * one tunnel, over one WebSocket (mux) or one KCP session (kcp).
 	 * kcp;mux=0 is raw KCP instead: every local connection its own KCP
