@@ -42,6 +42,7 @@
 #define S_RFIN     0x10   /* the peer's FIN arrived */
 #define S_LSHUT    0x20   /* local write side shut down */
 #define S_DONE     0x40   /* closed, freed after the loop pass */
+#define S_ORPHAN   0x80   /* whole (FIN in), its tunnel gone: drain */
 
 #define READ_CHUNK   16384        /* local read size (one max frame) */
 #define STAGE_SIZE   65536        /* cout, cin */
@@ -81,12 +82,33 @@ static struct {
 	loop_timer retry;         /* backoff timer */
 	loop_timer tick;          /* mux keepalive and timeouts */
 	loop_timer stop_timer;
+	loop_timer linger;        /* stopping: close-linger before the close */
 	acceptor acc;
 	int stopping;
 } M;
 
 static void pump(mst *s);
 static void open_pending(void);
+
+/* Stopping with no stream left: over a WebSocket, give the server
+ * close-linger to take the last frames before the channel's close frame
+ * (muxc_cleanup sends it); a channel that goes down ends the wait. */
+static void stop_when_idle(void)
+{
+	if (M.chstate == CH_UP && M.cfg->opt->ws &&
+	    M.cfg->opt->close_linger_ms) {
+		if (!loop_timer_armed(&M.linger))
+			loop_timer_set(&M.linger, M.cfg->opt->close_linger_ms);
+		return;
+	}
+	loop_stop();
+}
+
+static void linger_over(void *arg)
+{
+	(void)arg;
+	loop_stop();
+}
 
 /* ---- streams ---- */
 
@@ -125,7 +147,7 @@ static void st_free(void *arg)
 	buf_free(&s->out);
 	free(s);
 	if (M.stopping && M.nstreams == 0)
-		loop_stop();
+		stop_when_idle();
 }
 
 /* Close the local socket and forget the stream; release tells the mux
@@ -143,7 +165,7 @@ static void st_close(mst *s, int release)
 	s->fd = -1;
 	if (s->id) {
 		hash_del(s);
-		if (release && M.t)
+		if (release && M.t && !(s->flags & S_ORPHAN))
 			mux_stream_release(M.t, s->id);
 	} else {
 		M.npending--;
@@ -165,7 +187,7 @@ static void st_close(mst *s, int release)
 static void st_reset(mst *s, const char *why)
 {
 	log_info(s->lid, "reset: %s", why);
-	if (M.t && s->id)
+	if (M.t && s->id && !(s->flags & S_ORPHAN))
 		mux_stream_reset(M.t, s->id, why);
 	st_close(s, 1);
 }
@@ -242,7 +264,7 @@ static int pump_down(mst *s)
 			s->down += (uint64_t)n;
 			if (s->out.len == 0)
 				buf_free(&s->out);
-			if (M.t)
+			if (M.t && !(s->flags & S_ORPHAN))
 				mux_stream_consumed(M.t, s->id, (size_t)n);
 			return 1;
 		}
@@ -265,8 +287,49 @@ static int pump_down(mst *s)
 	return 0;
 }
 
+/*
+ * A whole stream (FIN both ways) outlives its tunnel: what it holds is
+ * written, then a write shutdown, then the local side is read to its EOF
+ * (nothing can carry more; it sent its EOF already) so that the close
+ * resets nothing; s->timer bounds it all (close_wait_ms).
+ */
+static void pump_orphan(mst *s)
+{
+	uint8_t junk[4096];
+	ssize_t n;
+
+	while (!(s->flags & S_DONE) && pump_down(s))
+		;
+	if ((s->flags & S_DONE) || !(s->flags & S_LSHUT)) {
+		if (!(s->flags & S_DONE))
+			loop_events(s->fd, s->out.len ? LOOP_WRITE : 0);
+		return;
+	}
+	while ((n = read(s->fd, junk, sizeof(junk))) > 0)
+		;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		loop_events(s->fd, LOOP_READ);
+		return;
+	}
+	st_close(s, 0);
+}
+
+static void orphan(mst *s)
+{
+	log_debug(s->lid, "tunnel gone: writing the last %zu bytes",
+	    s->out.len);
+	hash_del(s);
+	s->flags |= S_ORPHAN;
+	loop_timer_set(&s->timer, M.cfg->close_wait_ms);
+	pump_orphan(s);
+}
+
 static void pump(mst *s)
 {
+	if (s->flags & S_ORPHAN) {
+		pump_orphan(s);
+		return;
+	}
 	while (!(s->flags & S_DONE) && (pump_down(s) | pump_up(s)))
 		;
 	if (s->flags & S_DONE)
@@ -295,8 +358,13 @@ static void pending_timeout(void *arg)
 {
 	mst *s = arg;
 
-	log_info(s->lid, "%s: no tunnel within %u s", M.chan->name,
-	    M.cfg->opt->timeout);
+	if (s->flags & S_ORPHAN)
+		log_info(s->lid, "the local side did not take its data and "
+		    "close within %llu ms", (unsigned long long)
+		    M.cfg->close_wait_ms);
+	else
+		log_info(s->lid, "%s: no tunnel within %u s", M.chan->name,
+		    M.cfg->opt->timeout);
 	st_close(s, 0);
 }
 
@@ -504,7 +572,13 @@ static void drop_tunnel(const char *why)
 	loop_timer_stop(&M.tick);
 	for (s = M.all; s; s = next) {
 		next = s->next;
-		if (s->id && !(s->flags & S_DONE)) {
+		/* both ends sent their FIN, only its data for the local
+		 * side is left: delivered, not reset */
+		if (s->id && !(s->flags & (S_DONE | S_ORPHAN | S_LSHUT)) &&
+		    (s->flags & (S_RFIN | S_FIN_SENT)) ==
+		    (S_RFIN | S_FIN_SENT)) {
+			orphan(s);
+		} else if (s->id && !(s->flags & (S_DONE | S_ORPHAN))) {
 			log_info(s->lid, "reset: tunnel gone (%s)", why);
 			st_close(s, 0);
 		}
@@ -712,6 +786,7 @@ int muxc_init(const tunnel_cfg *cfg, const muxc_chan *chan)
 	loop_timer_init(&M.tick, tick_cb, NULL);
 	acceptor_init(&M.acc, on_accept, NULL);
 	loop_timer_init(&M.stop_timer, stop_now, NULL);
+	loop_timer_init(&M.linger, linger_over, NULL);
 	return 0;
 }
 
@@ -744,7 +819,7 @@ void muxc_shutdown(void)
 	}
 	muxc_kick();
 	if (M.nstreams == 0)
-		loop_stop();
+		stop_when_idle();
 	else
 		loop_timer_set(&M.stop_timer, M.cfg->close_wait_ms);
 }
@@ -769,6 +844,7 @@ void muxc_cleanup(void)
 	loop_timer_stop(&M.retry);
 	loop_timer_stop(&M.tick);
 	loop_timer_stop(&M.stop_timer);
+	loop_timer_stop(&M.linger);
 }
 
 /* ---- the WebSocket channel ----
@@ -779,7 +855,9 @@ void muxc_cleanup(void)
  * from the server, decoded into the mux input (cin).
  */
 
-enum { WS_IDLE, WS_CONNECT, WS_TLS, WS_UPGRADE, WS_OPEN };
+/* CLOSING: our close frame (an answer) is queued; the TCP connection
+ * closes once it is sent. */
+enum { WS_IDLE, WS_CONNECT, WS_TLS, WS_UPGRADE, WS_OPEN, WS_CLOSING };
 
 #define WS_BUF       (256 * 1024)
 #define WS_RESERVE   (WS_MAX_HEADER + 2 * (WS_MAX_HEADER + WS_MAX_CONTROL))
@@ -796,7 +874,8 @@ static struct {
 	ws_decoder dec;
 	uint8_t conn_key[4];
 	char wskey[UPGRADE_KEY_LEN];
-	loop_timer timer;         /* connect + handshake deadline */
+	loop_timer timer;         /* connect + handshake, then close deadline */
+	char why[80];             /* CLOSING: why the channel ends */
 } W;
 
 static void ws_try_connect(void);
@@ -946,6 +1025,29 @@ static int ws_response(void)
 
 /* ---- WebSocket I/O ---- */
 
+/* Answer a server's close or a bad frame (upgrade_close_reply): the close
+ * goes out after what is queued, then the channel ends (ws_progress).  The
+ * reserve in rout (WS_RESERVE) keeps room for it. */
+static void ws_answer_close(ssize_t r, const ws_event *ev)
+{
+	int code = upgrade_close_reply(r, ev);
+	uint8_t p[2];
+	size_t n = upgrade_close_payload(code, p);
+
+	if (r < 0)
+		snprintf(W.why, sizeof(W.why), "bad frame from the server: "
+		    "closing with %d", code);
+	else
+		snprintf(W.why, sizeof(W.why), "the server closed the "
+		    "WebSocket (%d)", ev->code);
+	log_debug(0, "ws: %s", W.why);
+	W.state = WS_CLOSING;
+	if (buf_alloc(&W.rout) == 0 &&
+	    buf_room(&W.rout) >= WS_MAX_HEADER + n)
+		ws_frame(WS_OP_CLOSE, p, n);
+	loop_timer_set(&W.timer, M.cfg->close_wait_ms);
+}
+
 /* Frames from the server into the mux input; stops when cin is full
  * (resume() comes back here).  0 if the channel failed. */
 static int ws_decode_in(void)
@@ -960,8 +1062,8 @@ static int ws_decode_in(void)
 			break;
 		r = ws_decode(&W.dec, buf_data(&W.rin), W.rin.len, room, &ev);
 		if (r < 0) {
-			ws_fail("bad frame from the server");
-			return 0;
+			ws_answer_close(r, &ev);
+			return 1;
 		}
 		buf_consume(&W.rin, (size_t)r);
 		if (r == 0 && ev.type == WS_EV_NONE)
@@ -975,8 +1077,9 @@ static int ws_decode_in(void)
 		    buf_room(&W.rout) >= WS_MAX_HEADER + ev.len) {
 			ws_frame(WS_OP_PONG, ev.data, ev.len);
 		} else if (ev.type == WS_EV_CLOSE) {
-			ws_fail("the server closed the WebSocket");
-			return 0;
+			/* everything before it went to the mux input */
+			ws_answer_close(0, &ev);
+			return 1;
 		}
 	}
 	return 1;
@@ -1082,6 +1185,8 @@ static void ws_progress(void)
 		return;
 	do {
 		moved = ws_read_some();
+		if (W.state == WS_CLOSING)
+			W.rin.len = W.rin.off = 0;	/* after its close */
 		if (W.state == WS_UPGRADE && W.rin.len && !ws_response())
 			return;
 		if (W.state == WS_OPEN && !ws_decode_in())
@@ -1089,11 +1194,15 @@ static void ws_progress(void)
 		if (!ws_write_some())
 			return;
 	} while (moved && W.state >= WS_UPGRADE);
+	if (W.state == WS_CLOSING && (!ws_pending() || W.eof)) {
+		ws_fail(W.why);
+		return;
+	}
 	if (W.eof && W.state == WS_OPEN) {
 		ws_fail("connection closed by the server");
 		return;
 	}
-	if (W.eof) {
+	if (W.eof && W.state != WS_CLOSING) {
 		ws_fail("upgrade: connection closed by the server");
 		return;
 	}
@@ -1164,11 +1273,15 @@ static void ws_try_connect(void)
 
 static void ws_timeout(void *arg)
 {
-	char m[100];
+	char m[200];
 
 	(void)arg;
-	snprintf(m, sizeof(m), "no WebSocket within %u s",
-	    M.cfg->opt->timeout);
+	if (W.state == WS_CLOSING)
+		snprintf(m, sizeof(m), "%s; the answer not sent within %llu "
+		    "ms", W.why, (unsigned long long)M.cfg->close_wait_ms);
+	else
+		snprintf(m, sizeof(m), "no WebSocket within %u s",
+		    M.cfg->opt->timeout);
 	ws_fail(m);
 }
 

@@ -245,12 +245,13 @@ static int send_control(tun *t, int op, const void *p, size_t n)
 
 static void send_close(tun *t, int code)
 {
-	uint8_t p[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+	uint8_t p[2];
+	size_t n = upgrade_close_payload(code, p);
 
 	if (t->flags & F_CLOSE_SENT)
 		return;
 	t->flags |= F_CLOSE_SENT;
-	send_control(t, WS_OP_CLOSE, p, code == WS_CLOSE_NO_STATUS ? 0 : 2);
+	send_control(t, WS_OP_CLOSE, p, n);
 }
 
 /* ---- the upgrade ---- */
@@ -457,10 +458,8 @@ static void on_close_frame(tun *t, const ws_event *ev)
 {
 	t->flags |= F_CLOSE_RCVD;
 	log_debug(t->id, "server close %d", ev->code);
-	/* echo the code (RFC 6455 5.5.1); a connection we started closing
-	 * already sent its own */
-	send_close(t, ev->code == WS_CLOSE_NO_STATUS ? WS_CLOSE_NO_STATUS :
-	    ws_close_code_valid(ev->code) ? ev->code : WS_CLOSE_NORMAL);
+	/* a connection we started closing already sent its own */
+	send_close(t, upgrade_close_reply(0, ev));
 }
 
 static int decode_remote(tun *t)
@@ -480,7 +479,7 @@ static int decode_remote(tun *t)
 		if (r < 0) {
 			log_info(t->id, "bad frame from the server: closing "
 			    "with %d", (int)-r);
-			send_close(t, (int)-r);
+			send_close(t, upgrade_close_reply(r, &ev));
 			t->flags |= F_CLOSE_RCVD;
 			return 1;
 		}
@@ -551,7 +550,10 @@ static int linger_over(tun *t)
 	if ((t->flags & F_LINGERED) || T.cfg->opt->close_linger_ms == 0)
 		return 1;
 	if (!(t->flags & F_LINGER) && !rout_pending(t)) {
-		t->flags |= F_LINGER;
+		/* the linger bounds itself; the close wait starts again
+		 * with our close */
+		t->flags = (t->flags | F_LINGER) & ~F_CLOSING;
+		loop_timer_stop(&t->timer);
 		loop_timer_set(&t->linger, T.cfg->opt->close_linger_ms);
 	}
 	return 0;
@@ -565,6 +567,26 @@ static void linger_done(void *arg)
 	progress(t);
 }
 
+/* The close handshake is over (or the remote is gone): the TCP
+ * connection closes now, as the mux channel's does, not when the local
+ * side is done. */
+static void close_remote(tun *t)
+{
+	if (t->rfd < 0)
+		return;
+	log_debug(t->id, "remote closed after the close handshake");
+	t->flags |= F_REOF | F_RSHUT;
+	t->rout.len = t->rout.off = 0;
+	loop_timer_stop(&t->ping);
+	if (t->tls) {
+		tls_free(t->tls);
+		t->tls = NULL;
+	}
+	loop_unwatch(t->rfd);
+	close(t->rfd);
+	t->rfd = -1;
+}
+
 static void close_rules_ws(tun *t)
 {
 	unsigned f = t->flags;
@@ -576,8 +598,9 @@ static void close_rules_ws(tun *t)
 
 	if ((f & F_LEOF) && !rdone && !(f & F_CLOSE_SENT) && linger_over(t))
 		send_close(t, WS_CLOSE_NORMAL);
-	/* the local EOF too: the linger waits for rout to drain */
-	if (t->flags & (F_LEOF | F_CLOSE_SENT | F_CLOSE_RCVD | F_REOF))
+	/* the local EOF too: the close wait bounds rout's draining */
+	if ((t->flags & (F_CLOSE_SENT | F_CLOSE_RCVD | F_REOF)) ||
+	    (t->flags & (F_LEOF | F_LINGER)) == F_LEOF)
 		arm_close_timer(t);
 	if (!rdone)
 		return;
@@ -590,7 +613,9 @@ static void close_rules_ws(tun *t)
 		return;
 	if (t->flags & F_LEOF)
 		tun_close(t);
-	/* else: read the local side to its EOF so that closing does not
+	else
+		close_remote(t);
+	/* and read the local side to its EOF so that closing does not
 	 * reset what it has not read yet (bounded by the close timer) */
 }
 
@@ -690,7 +715,8 @@ static void set_events(tun *t)
 	if (rout_pending(t) && !(t->flags & F_RSHUT))
 		rev |= LOOP_WRITE;
 	loop_events(t->lfd, lev);
-	loop_events(t->rfd, rev);
+	if (t->rfd >= 0)
+		loop_events(t->rfd, rev);
 }
 
 static int step(tun *t)

@@ -114,3 +114,20 @@ const char *upgrade_check(const char *h, const char *key)
 		return "an extension we did not offer";
 	return NULL;
 }
+
+int upgrade_close_reply(ssize_t r, const ws_event *ev)
+{
+	if (r < 0)
+		return (int)-r;
+	/* ws_decode refuses a code that must not be sent: echo it */
+	return ev->code;
+}
+
+size_t upgrade_close_payload(int code, uint8_t p[2])
+{
+	if (code == WS_CLOSE_NO_STATUS)
+		return 0;
+	p[0] = (uint8_t)(code >> 8);
+	p[1] = (uint8_t)code;
+	return 2;
+}

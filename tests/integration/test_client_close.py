@@ -89,8 +89,9 @@ def procs():
         p.stop()
 
 
-def start_client(procs, tmp_path, remote_port, opts, name="client"):
+def start_client(procs, tmp_path, remote_port, opts):
     port = free_port()
+    name = "client%d" % len(procs)
     p = Proc([CLIENT, "-v", "127.0.0.1:%d" % port,
               "127.0.0.1:%d" % remote_port, opts],
              str(tmp_path / (name + ".log")))
@@ -186,3 +187,209 @@ def test_upload_close_to_v2ray_plugin(procs, tmp_path, tls):
         assert ("open (wss)" if tls else "open (ws)") in cli.log()
     finally:
         sink.close()
+
+
+# ------------------------------------------- the server's close, answered
+class RawPeer(rawws.RawWS):
+    """The server end of one WebSocket, on an accepted socket."""
+
+    def __init__(self, sock, timeout=10.0):  # noqa: super() would connect
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.closed = False
+
+    def accept_upgrade(self):
+        head = self.read_until(b"\r\n\r\n", limit=16384).decode()
+        key = next(ln.split(":", 1)[1].strip() for ln in head.split("\r\n")
+                   if ln.lower().startswith("sec-websocket-key:"))
+        self.send(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
+                   "\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                   "\r\n" % rawws.accept_key(key)).encode())
+
+    def send_server_frame(self, op, payload=b""):
+        self.send(rawws.build_frame(op, payload, mask=False))
+
+    def next_close(self, timeout=10.0):
+        """Frames from the client up to its close (data skipped: the mux
+        client's own frames); every one must be masked."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.read_frame(timeout=max(0.01, deadline - time.monotonic()))
+            assert f.masked, "client frame not masked: %r" % f
+            if f.opcode == rawws.OP_CLOSE:
+                return f
+
+
+def raw_ws_listener():
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    ls.settimeout(15)
+    return ls
+
+
+@pytest.mark.parametrize("mode", ["mux", "ws"])
+@pytest.mark.parametrize("code", [4001, 1001, None], ids=["4001", "1001",
+                                                          "empty"])
+def test_server_close_answered(procs, tmp_path, mode, code):
+    """The server closes first: the client sends everything the server
+    sent before its close to the local side (ws), answers with a close
+    carrying the same code (an empty close for an empty one), then closes
+    the TCP connection."""
+    ls = raw_ws_listener()
+    opts = WS_OPTS + (";mux" if mode == "mux" else "")
+    try:
+        cli = start_client(procs, tmp_path, ls.getsockname()[1], opts)
+        local = socket.create_connection(("127.0.0.1", cli.port), 10)
+        local.settimeout(15)
+        c, _ = ls.accept()
+        peer = RawPeer(c)
+        try:
+            peer.accept_upgrade()
+            if mode == "ws":
+                peer.send_server_frame(rawws.OP_BIN, b"tail before close")
+            peer.send_server_frame(rawws.OP_CLOSE, rawws.close_payload(code))
+            f = peer.next_close()
+            assert f.close_code == code, (f, cli.log())
+            assert f.close_reason == b"", f
+            # the local side has not closed: the client ends the TCP
+            # connection anyway, it is done with it
+            assert peer.wait_eof(10), "client kept the TCP connection"
+            if mode == "ws":
+                got = b""
+                while True:
+                    d = local.recv(4096)
+                    if not d:
+                        break
+                    got += d
+                assert got == b"tail before close", got
+            else:
+                want = "the server closed the WebSocket (%d)" % (
+                    code or 1005)
+                assert wait_for(lambda: want in cli.log(), 10), cli.log()
+        finally:
+            peer.close()
+            local.close()
+    finally:
+        ls.close()
+
+
+def test_bad_frame_close_code_mux(procs, tmp_path):
+    """A masked frame from the server is a protocol error: the mux client
+    closes with 1002, as the per-connection tunnel does."""
+    ls = raw_ws_listener()
+    try:
+        cli = start_client(procs, tmp_path, ls.getsockname()[1],
+                           WS_OPTS + ";mux")
+        local = socket.create_connection(("127.0.0.1", cli.port), 10)
+        c, _ = ls.accept()
+        peer = RawPeer(c)
+        try:
+            peer.accept_upgrade()
+            peer.send(rawws.build_frame(rawws.OP_BIN, b"x", mask=True))
+            f = peer.next_close()
+            assert f.close_code == 1002, (f, cli.log())
+            assert peer.wait_eof(10)
+        finally:
+            peer.close()
+            local.close()
+    finally:
+        ls.close()
+
+
+# ------------------------------------------------------ close-linger itself
+def linger_exchange(procs, tmp_path, opts, server_closes=False):
+    """Local sends b"up" and shuts down; the raw server reads it, sends
+    b"down" (and, with server_closes, its close 1000).  Returns (seconds
+    from the local EOF to the client's close frame, its code, what the
+    local side received before its EOF, seconds until b"down" arrived)."""
+    ls = raw_ws_listener()
+    try:
+        cli = start_client(procs, tmp_path, ls.getsockname()[1], opts)
+        local = socket.create_connection(("127.0.0.1", cli.port), 10)
+        local.settimeout(15)
+        c, _ = ls.accept()
+        peer = RawPeer(c, timeout=15)
+        try:
+            peer.accept_upgrade()
+            local.sendall(b"up")
+            local.shutdown(socket.SHUT_WR)
+            t0 = time.monotonic()
+            f = peer.read_frame(timeout=10)
+            assert (f.opcode, f.payload) == (rawws.OP_BIN, b"up"), f
+            peer.send_server_frame(rawws.OP_BIN, b"down")
+            got = local.recv(4096)
+            t_down = time.monotonic() - t0
+            if server_closes:
+                peer.send_server_frame(rawws.OP_CLOSE,
+                                       rawws.close_payload(1000))
+            f = peer.next_close(timeout=30)
+            t_close = time.monotonic() - t0
+            if not server_closes:
+                peer.send_server_frame(rawws.OP_CLOSE, f.payload)
+            while True:
+                d = local.recv(4096)
+                if not d:
+                    break
+                got += d
+            return t_close, f.close_code, got, t_down
+        finally:
+            peer.close()
+            local.close()
+    finally:
+        ls.close()
+
+
+def test_close_linger_waits_for_the_server(procs, tmp_path):
+    """Default 1 s: the close frame waits at least a good part of it, and
+    data from the server meanwhile is delivered at once (not held for the
+    linger: an 11 s linger shows it)."""
+    t_close, code, got, t_down = linger_exchange(procs, tmp_path, WS_OPTS)
+    assert code == 1000 and got == b"down", (code, got)
+    assert t_close >= 0.8, "close %.3f s after the local EOF" % t_close
+    # longer than the close wait (10 s): the linger is not cut short,
+    # and still ends in a proper close
+    t_close, code, got, t_down = linger_exchange(
+        procs, tmp_path, WS_OPTS + ";close-linger=11")
+    assert code == 1000 and got == b"down", (code, got)
+    assert t_down < 8 and t_close >= 10, (t_down, t_close)
+
+
+def test_close_linger_ends_when_the_server_closes(procs, tmp_path):
+    """The server closes first: the client answers at once, a 30 s linger
+    or not (bounded well below it)."""
+    t_close, code, got, _ = linger_exchange(
+        procs, tmp_path, WS_OPTS + ";close-linger=30", server_closes=True)
+    assert code == 1000 and got == b"down", (code, got)
+    assert t_close < 15, "answered %.1f s after the local EOF" % t_close
+
+
+@pytest.mark.parametrize("mode", ["ws", "mux"])
+def test_close_linger_zero_accepted(procs, tmp_path, mode):
+    opts = WS_OPTS + ";close-linger=0" + (";mux" if mode == "mux" else "")
+    if mode == "ws":
+        t_close, code, got, _ = linger_exchange(procs, tmp_path, opts)
+        assert code == 1000 and got == b"down", (code, got)
+    else:
+        start_client(procs, tmp_path, free_port(), opts)
+
+
+@pytest.mark.parametrize("opts, want", [
+    (WS_OPTS + ";close-linger=abc", "option 'close-linger': 'abc' is not "
+     "a number of seconds from 0 to 60"),
+    (WS_OPTS + ";close-linger=61", "'61' is not a number of seconds"),
+    (WS_OPTS + ";close-linger=-1", "'-1' is not a number of seconds"),
+    (WS_OPTS + ";close-linger=1.", "'1.' is not a number of seconds"),
+    (WS_OPTS + ";close-linger", "option 'close-linger' needs a value"),
+    ("close-linger=1", "option 'close-linger' needs 'ws'"),
+])
+def test_close_linger_bad_value_refused(opts, want):
+    p = subprocess.run([CLIENT, "127.0.0.1:%d" % free_port(),
+                        "127.0.0.1:%d" % free_port(), opts],
+                       stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=10)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 1, (p.returncode, err)
+    assert want in err, err
