@@ -160,6 +160,7 @@ class Server:
                 try:
                     s = socket.create_connection((h, self.port), timeout=0.5)
                     s.close()
+                    self.wait_listening_line(deadline)
                     self.check_poller()
                     return self
                 except OSError:
@@ -167,6 +168,24 @@ class Server:
             time.sleep(0.02)
         raise AssertionError("websocksy %s not listening on %d within %ss:\n%s"
                              % (self.args, self.port, timeout, self.stderr()))
+
+    def wait_listening_line(self, deadline):
+        """The sockets listen a moment before the "listening on" line is
+        written (every socket is bound before the first line): a test that
+        reads the start-up lines right after the port answers must not
+        race them.  Servers told to be quiet (-q, log-level) are not
+        waited for."""
+        quiet = "-q" in self.args or any("log-level" in a for a in self.args)
+        if not quiet and self.args and os.path.isfile(self.args[0]):
+            with open(self.args[0], errors="replace") as f:
+                quiet = "log-level" in f.read()
+        if quiet:
+            return
+        end = min(deadline, time.monotonic() + 5)
+        while time.monotonic() < end:
+            if "listening on" in self.stderr() or self.proc.poll() is not None:
+                return
+            time.sleep(0.01)
 
     def check_poller(self):
         """Under `make test-poll`, a server that logs at info level says it
