@@ -3,6 +3,11 @@
 #   make fuzz-smoke     build every libFuzzer target, run each for
 #                       FUZZ_SMOKE_SECONDS (3); part of make test when
 #                       clang with libFuzzer is there
+#   make fuzz-merge     minimise each checked-in corpus with libFuzzer's
+#                       -merge=1 together with what `make fuzz` found
+#                       (build/fuzz/corpus/NAME); FUZZ_ONLY="http ws"
+#                       picks targets
+#   make fuzz-cov       inputs, bytes and edges ("cov:") of each corpus
 #   make valgrind       an integration subset under valgrind memcheck
 #   make soak           tests/soak/soak.py for SOAK_SECONDS (300)
 
@@ -69,6 +74,45 @@ endif
 test-extra::
 	@$(MAKE) --no-print-directory fuzz-smoke
 
+# ---- corpus upkeep (docs/QUALITY.md, "Fuzz corpora") ----
+#
+# fuzz-merge: for each target, -merge=1 of the checked-in corpus, the new
+# inputs `make fuzz` left in build/fuzz/corpus/NAME and those of
+# fuzz-smoke, into a fresh directory that then replaces
+# tests/fuzz/corpus/NAME (libFuzzer names the files by their SHA-1).  Only
+# inputs that add coverage features survive.  FUZZ_MERGE_DIRS adds more
+# input directories (each must hold a NAME subdirectory).
+FUZZ_ONLY ?= $(FUZZ_NAMES)
+FUZZ_MERGE_DIRS ?=
+
+fuzz-merge:
+	$(MAKE) fuzz-build
+	@for n in $(FUZZ_ONLY); do \
+		m=build/fuzz/merge/$$n; rm -rf $$m; mkdir -p $$m; \
+		dirs=tests/fuzz/corpus/$$n; \
+		for d in build/fuzz/corpus build/fuzz/smoke $(FUZZ_MERGE_DIRS); do \
+			[ -d $$d/$$n ] && dirs="$$dirs $$d/$$n"; \
+		done; \
+		$(FUZZ_BIN)/fuzz_$$n -merge=1 -timeout=20 -rss_limit_mb=2048 \
+		    $$m $$dirs >$$m.log 2>&1 || \
+			{ echo "fuzz-merge $$n: FAILED"; tail -20 $$m.log; exit 1; }; \
+		rm -rf tests/fuzz/corpus/$$n && mv $$m tests/fuzz/corpus/$$n; \
+		printf 'fuzz-merge %-22s %s\n' $$n \
+		    "$$(grep -o 'MERGE-OUTER: [0-9]* new files.*' $$m.log)"; \
+	done
+
+# fuzz-cov: one line per target: inputs, bytes, and the edges and
+# features libFuzzer reports after loading the corpus (-runs=0).
+fuzz-cov:
+	$(MAKE) fuzz-build
+	@for n in $(FUZZ_ONLY); do \
+		d=tests/fuzz/corpus/$$n; \
+		printf '%-22s %5s inputs %8s bytes  %s\n' $$n \
+		    $$(ls $$d | wc -l) $$(cat $$d/* | wc -c) \
+		    "$$($(FUZZ_BIN)/fuzz_$$n -runs=0 $$d 2>&1 | \
+		    grep -o 'INITED cov: [0-9]* ft: [0-9]*' | tail -1)"; \
+	done
+
 # ---- valgrind ----
 #
 # The plain binary under memcheck through tests/soak/valgrind-websocksy,
@@ -96,4 +140,4 @@ soak: deps
 	$(PYTHON) tests/soak/soak.py --bin $(CURDIR)/$(B)/websocksy \
 		--seconds $(SOAK_SECONDS)
 
-.PHONY: fuzz-lib fuzz-build fuzz-smoke valgrind soak
+.PHONY: fuzz-lib fuzz-build fuzz-smoke fuzz-merge fuzz-cov valgrind soak
