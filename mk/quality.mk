@@ -80,8 +80,9 @@ test-extra::
 # inputs `make fuzz` left in build/fuzz/corpus/NAME and those of
 # fuzz-smoke, into a fresh directory that then replaces
 # tests/fuzz/corpus/NAME (libFuzzer names the files by their SHA-1).  Only
-# inputs that add coverage features survive.  FUZZ_MERGE_DIRS adds more
-# input directories (each must hold a NAME subdirectory).
+# inputs that add coverage features survive, plus every regress_* file,
+# kept under its name (a fixed crash stays a named regression case).
+# FUZZ_MERGE_DIRS adds more input directories (each holding NAME/).
 FUZZ_ONLY ?= $(FUZZ_NAMES)
 FUZZ_MERGE_DIRS ?=
 
@@ -96,6 +97,10 @@ fuzz-merge:
 		$(FUZZ_BIN)/fuzz_$$n -merge=1 -timeout=20 -rss_limit_mb=2048 \
 		    $$m $$dirs >$$m.log 2>&1 || \
 			{ echo "fuzz-merge $$n: FAILED"; tail -20 $$m.log; exit 1; }; \
+		for r in tests/fuzz/corpus/$$n/regress_*; do \
+			[ -f "$$r" ] || continue; \
+			rm -f $$m/$$(sha1sum "$$r" | cut -c1-40); cp "$$r" $$m/; \
+		done; \
 		rm -rf tests/fuzz/corpus/$$n && mv $$m tests/fuzz/corpus/$$n; \
 		printf 'fuzz-merge %-22s %s\n' $$n \
 		    "$$(grep -o 'MERGE-OUTER: [0-9]* new files.*' $$m.log)"; \
