@@ -393,3 +393,30 @@ def test_close_linger_bad_value_refused(opts, want):
     err = p.stderr.decode(errors="replace")
     assert p.returncode == 1, (p.returncode, err)
     assert want in err, err
+
+
+# ------------------------------------------ mux: the linger when stopping
+@pytest.mark.parametrize("linger", [None, "0"], ids=["default", "0"])
+def test_mux_stop_close_linger(websocksy, peers, tmp_path, linger):
+    """Stopping (SIGTERM) with no stream left: the mux client keeps the
+    channel close-linger (default 1 s) before its close frame, then exits
+    0; the server sees a clean close 1001."""
+    from test_client_mux import Client, run_many, ws_server
+    srv = ws_server(websocksy, peers.tcp_echo())
+    opts = "ws;host=a;path=/;mux" + (";close-linger=" + linger
+                                     if linger else "")
+    c = Client(tmp_path, "127.0.0.1:%d" % srv.port, opts, "muxlinger")
+    try:
+        run_many(c, 3, 65536)
+        assert wait_for(lambda: c.log().count("closed:") >= 3, 10), c.log()
+        t0 = time.monotonic()
+        c.proc.send_signal(signal.SIGTERM)
+        rc = c.proc.wait(20)
+        took = time.monotonic() - t0
+        assert rc == 0, c.log()
+        if linger is None:
+            assert took >= 0.8, "stopped %.3f s after SIGTERM" % took
+        assert wait_for(lambda: "1001" in srv.stderr(), 10), \
+            srv.stderr()[-3000:]
+    finally:
+        c.stop()
