@@ -24,7 +24,12 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += $(EXTRA_CFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS)
+# CPPFLAGS (a distribution's -D_FORTIFY_SOURCE=2, say) reaches every
+# compile, the plugins' too.
+CFLAGS  += $(EXTRA_CFLAGS) $(CPPFLAGS) -std=gnu11 -D_GNU_SOURCE $(WARN) -MMD -MP $(PKG_CFLAGS)
+# Plugins link nothing of their own: what they call comes from the host
+# through the wsy_host table, libc from the process.
+PLUGIN_LIBS :=
 LDLIBS  += $(PKG_LIBS) -ldl
 
 BUILD   ?= build

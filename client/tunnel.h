@@ -9,8 +9,8 @@
  *  - server close or remote EOF: everything received is written to the
  *    local socket, then shutdown(SHUT_WR), then close.
  */
-#ifndef WSY_TUNNEL_H
-#define WSY_TUNNEL_H
+#ifndef WSY_CLIENT_TUNNEL_H
+#define WSY_CLIENT_TUNNEL_H
 
 #include <stddef.h>
 #include <stdint.h>
