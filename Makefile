@@ -86,11 +86,11 @@ $(B)/websocksy-client: $(CLIENT_OBJ) $(B)/libwsy.a
 
 $(B)/plugins/framing_%.so: framing/%.c plugins/websocksy_plugin.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< $(PLUGIN_LIBS)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $< $(PLUGIN_LIBS)
 
 $(B)/plugins/backend_%.so: backends/%.c plugins/websocksy_plugin.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< $(PLUGIN_LIBS)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $< $(PLUGIN_LIBS)
 
 $(B)/testplugins/%.so: tests/plugins/%.c plugins/websocksy_plugin.h
 	@mkdir -p $(dir $@)
@@ -201,14 +201,12 @@ run: deps
 	sh demo/run.sh
 
 install: all install-extra install-man
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
-		$(DESTDIR)$(INCDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR)
 	install -m 755 $(B)/websocksy $(DESTDIR)$(BINDIR)/websocksy
 	for f in $(CLIENT_BIN); do \
 		install -m 755 $$f $(DESTDIR)$(BINDIR)/; done
 	for f in $(PLUGINS); do \
 		install -m 755 $$f $(DESTDIR)$(PLUGINDIR)/; done
-	install -m 644 plugins/websocksy_plugin.h $(DESTDIR)$(INCDIR)/
 
 # The man pages name the install paths.  docs/ has them as the default
 # PREFIX puts them (/usr/local/...), readable in the tree with man -l;

@@ -249,4 +249,12 @@ typedef struct wsy_plugin {
 
 #define WSY_PLUGIN_SYMBOL "WSY_PLUGIN"
 
+/* Declared here with default visibility, so that a plugin built with
+ * -fvisibility=hidden (recommended: nothing else of it should leak into
+ * the host's namespace) still exports its definition of it. */
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+extern const wsy_plugin WSY_PLUGIN;
+
 #endif
