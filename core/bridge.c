@@ -70,6 +70,9 @@ enum { ST_SNIFF, ST_TLS, ST_HANDSHAKE, ST_QUERY, ST_CONNECT, ST_RESPOND,
 #define F_HOLD_OVER   0x20000 /* utf8-hold is over: send what is held */
 
 #define CTL_RESERVE 256       /* out room kept for control frames */
+/* peer-close-linger: the payload of the ping that follows our last data. */
+#define DRAIN_TAG "websocksy-drain"
+#define DRAIN_TAG_LEN (sizeof(DRAIN_TAG) - 1)
 
 typedef struct conn {
 	uint64_t id;
@@ -98,6 +101,8 @@ typedef struct conn {
 	                               * last took or acked our bytes, ms */
 	uint32_t taken_wnd;           /* its receive window then */
 	uint32_t taken_unacked;       /* our bytes it had not acked then */
+	uint64_t drain_ping_at;       /* the ping behind our last data, ms */
+	uint64_t drained_at;          /* its pong came back, ms (0: not yet) */
 	int awaiting_pong;
 	peer_conn *pc;
 	char *bound_path;
@@ -213,6 +218,21 @@ uint64_t bridge_new_id(void)
 
 /* Close everything now.  The struct is freed after the current pass, so
  * callers up the stack may still look at c->state (== ST_DONE). */
+/* Close a stream socket so that our last bytes go out with a FIN, not a
+ * reset: what the other side sent that we never read is dropped first
+ * (sock_close_drained).  Logged, because those bytes are lost. */
+static void close_drained(conn *c, int fd, const char *side)
+{
+	long n = sock_close_drained(fd);
+
+	if (n < 0)
+		log_info(c->id, "closed with more than %d unread bytes from "
+		    "the %s: it may see a reset", SOCK_DRAIN_MAX, side);
+	else if (n > 0)
+		log_info(c->id, "closed: dropped %ld unread bytes from the %s",
+		    n, side);
+}
+
 static void conn_close(conn *c)
 {
 	if (c->state == ST_DONE)
@@ -238,11 +258,14 @@ static void conn_close(conn *c)
 	}
 	if (c->cfd >= 0) {
 		loop_unwatch(c->cfd);
-		close(c->cfd);
+		close_drained(c, c->cfd, "client");
 	}
 	if (c->pfd >= 0) {
 		loop_unwatch(c->pfd);
-		close(c->pfd);
+		if (peer_is_dgram(c->pkind))
+			close(c->pfd);
+		else
+			close_drained(c, c->pfd, "peer");
 	}
 	if (c->bound_path) {
 		unlink(c->bound_path);
@@ -1237,6 +1260,10 @@ static void decode_frames(conn *c)
 			break;
 		case WS_EV_PONG:
 			c->awaiting_pong = 0;
+			if (c->drain_ping_at && !c->drained_at &&
+			    ev.len == DRAIN_TAG_LEN &&
+			    memcmp(ev.data, DRAIN_TAG, DRAIN_TAG_LEN) == 0)
+				c->drained_at = loop_now();
 			break;
 		case WS_EV_CLOSE:
 			c->flags |= F_CLOSE_RCVD | F_CRD_DONE;
@@ -1457,16 +1484,24 @@ static void progress_respond(conn *c)
 
 /*
  * peer-close-linger: after the peer's EOF and all its data, wait for the
- * client to close first.  The wait is counted from the moment the client
- * stopped taking data, not from the moment the last byte entered our
- * socket: on a loaded machine several megabytes can still sit in the two
- * kernels' buffers then, and a tunnel client that reads them slower than
- * the linger got our close before it had passed the tail on.
- * v2ray-plugin's client drops what it holds for its local side when the
- * close frame (or a FIN) comes: close only once its TCP has taken and
- * acknowledged every byte, its receive window has stopped opening (it no
- * longer drains its socket), and then peer-close-linger more has passed.
- * close-timeout still bounds it all.
+ * client to close first, and close ourselves only once it has passed on
+ * what it got.  v2ray-plugin's client drops what it holds for its local
+ * side when our close frame (or a FIN) comes: its reader takes the close
+ * as an error and interrupts the pipe (up to 512 KiB) it had not yet
+ * written to ss-local.  So:
+ *
+ *  1. a ping goes out behind the last data frame; clients answer pings
+ *     from their read loop, in order, so its pong means the client has
+ *     read every data frame: nothing of ours is left in its socket (the
+ *     TCP window alone cannot tell: a client that stopped reading shows a
+ *     small window that no longer moves, measured under load);
+ *  2. then the client's TCP must have taken everything (nothing unacked,
+ *     nothing unsent, its window no longer opening) for
+ *     max(peer-close-linger, the time the pong took), the time it needs
+ *     to hand its own buffer on at the pace it read ours.
+ *
+ * A client that does not answer within half of close-timeout is treated as
+ * drained; close-timeout still bounds it all.
  */
 #define TAKEN_TICK_MS 50
 
@@ -1478,7 +1513,7 @@ static int client_taking(conn *c)
 
 	memset(&ti, 0, sizeof(ti));
 	if (getsockopt(c->cfd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-		return 0;               /* not TCP (unix socket): no signal */
+		return out_pending(c);  /* not TCP (unix socket) */
 	moved = ti.tcpi_unacked > 0 || ti.tcpi_notsent_bytes > 0 ||
 	    ti.tcpi_unacked != c->taken_unacked ||
 	    ti.tcpi_snd_wnd > c->taken_wnd;
@@ -1490,11 +1525,31 @@ static int client_taking(conn *c)
 static void peer_linger_tick(void *arg)
 {
 	conn *c = arg;
-	uint64_t now = loop_now();
+	uint64_t now = loop_now(), half = B.cfg->close_timeout_ms / 2;
+	uint64_t quiet = B.cfg->peer_close_linger_ms;
 
 	if (client_taking(c))
 		c->taken_at = now;
-	if (now - c->taken_at >= B.cfg->peer_close_linger_ms) {
+	if (!c->drained_at) {
+		if (now - c->drain_ping_at < half) {
+			loop_timer_set(&c->linger, TAKEN_TICK_MS);
+			return;
+		}
+		log_info(c->id, "no pong within %llu ms after the last data: "
+		    "closing after peer-close-linger",
+		    (unsigned long long)half);
+		c->drained_at = now;
+	}
+	if (c->taken_at < c->drained_at)
+		c->taken_at = c->drained_at;
+	if (c->drained_at - c->drain_ping_at > quiet)
+		quiet = c->drained_at - c->drain_ping_at;
+	if (quiet > half)
+		quiet = half;
+	if (now - c->taken_at >= quiet) {
+		log_debug(c->id, "peer-close-linger over: pong after %llu ms, "
+		    "quiet %llu ms", (unsigned long long)(c->drained_at -
+		    c->drain_ping_at), (unsigned long long)(now - c->taken_at));
 		c->flags |= F_LINGER_DONE;
 		progress(c);
 		return;
@@ -1509,8 +1564,12 @@ static void peer_linger_start(conn *c)
 	c->taken_unacked = 0;
 	c->taken_wnd = 0;
 	(void)client_taking(c);
-	c->taken_at = loop_now();
+	c->taken_at = c->drain_ping_at = loop_now();
+	c->drained_at = 0;
 	loop_timer_set(&c->linger, TAKEN_TICK_MS);
+	/* Behind the last data frame (out keeps CTL_RESERVE for it). */
+	(void)send_frame(c, WS_OP_PING, (const uint8_t *)DRAIN_TAG,
+	    DRAIN_TAG_LEN);
 }
 
 /* The closing rules, in order (see the header comment of the file). */

@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "peer.h"
 #include "session.h"
+#include "sock.h"
 
 typedef struct stream {
 	uint64_t id;
@@ -82,7 +83,11 @@ static void stream_close(stream *t)
 	if (t->fd >= 0) {
 		if (!t->parked)
 			loop_unwatch(t->fd);
-		close(t->fd);
+		if (peer_is_dgram(t->kind))
+			close(t->fd);
+		else if (sock_close_drained(t->fd) != 0)
+			log_debug(0, "stream %llu: closed with unread bytes "
+			    "from its peer", (unsigned long long)t->id);
 	}
 	if (t->bound_path) {
 		unlink(t->bound_path);

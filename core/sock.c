@@ -22,6 +22,24 @@ int sock_nonblock(int fd)
 	return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+long sock_close_drained(int fd)
+{
+	char junk[16384];
+	long dropped = 0;
+	ssize_t n = 0;
+
+	while (dropped < SOCK_DRAIN_MAX) {
+		n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		dropped += n;
+	}
+	close(fd);
+	return n > 0 ? -1 : dropped;
+}
+
 static int listen_one(const struct addrinfo *ai, char *err, size_t errlen)
 {
 	int fd, on = 1, off = 0;

@@ -16,6 +16,15 @@ int sock_listen(const char *host, const char *port, int *fds, int max,
 
 int sock_nonblock(int fd);
 
+/* close(fd), but first read and drop what the other side sent that was
+ * never read (at most SOCK_DRAIN_MAX bytes, without blocking): closing a
+ * TCP socket with unread bytes sends a reset instead of a FIN, and the
+ * kernel throws away what it had not yet delivered of ours (RFC 1122
+ * 4.2.2.13).  Returns the bytes dropped, or -1 when more was unread than
+ * that bound (the close may then reset). */
+#define SOCK_DRAIN_MAX (256 * 1024)
+long sock_close_drained(int fd);
+
 /* "1.2.3.4" / "::1" (v4-mapped shown as v4) and the port of sa. */
 void sock_ntop(const struct sockaddr *sa, char *host, size_t hostlen,
     uint16_t *port);
