@@ -18,7 +18,7 @@ MANDIR  ?= $(PREFIX)/share/man
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := gnutls nettle inih libcares
+PKGS    := gnutls nettle inih libcares zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -4,7 +4,7 @@ set -e
 # build: compilers and libraries; tests: the real peers and clients the
 # integration suite drives (TLS tools, Chromium, shadowsocks, kcp-go).
 PKGS="build-essential pkg-config libgnutls28-dev nettle-dev libinih-dev
-libc-ares-dev clang libclang-rt-14-dev
+libc-ares-dev zlib1g-dev clang libclang-rt-14-dev
 python3-pytest python3-websockets socat curl gnutls-bin openssl chromium
 shadowsocks-libev shadowsocks-v2ray-plugin golang-go
 golang-github-xtaci-kcp-dev"
