@@ -326,6 +326,8 @@ static const char *client_accept(const pmd_config *c, const pmd_offer *o,
 
 	if (o->client_bits < 0 || o->server_bits < 0)
 		return "a max_window_bits parameter without a value";
+	if (c->window_bits < PMD_BITS_MAX && o->server_bits == 0)
+		return "server_max_window_bits missing, and we asked for it";
 	if (o->server_bits > offered_server)
 		return "server_max_window_bits above what we offered";
 	if (o->client_bits > tx_bits(c->window_bits))
@@ -545,7 +547,7 @@ void pmd_inflate_free(pmd_inflater *f)
 		f->z = NULL;
 	}
 	f->total = 0;
-	f->ntail = f->ended = 0;
+	f->ntail = f->ended = f->boundary = 0;
 }
 
 static int inflate_start(pmd_inflater *f)
@@ -588,7 +590,7 @@ static int inflate_done(pmd_inflater *f)
 	else if (f->ended)
 		r = inflate_carry(f);
 	f->total = 0;
-	f->ntail = f->ended = 0;
+	f->ntail = f->ended = f->boundary = 0;
 	return r;
 }
 
@@ -625,8 +627,11 @@ int pmd_inflate(pmd_inflater *f, const uint8_t **in, size_t *inlen, int fin,
 		int tail = 0;
 
 		if (*inlen) {
-			if (f->ended)	/* bytes after a BFINAL block */
-				return inflate_fail(f, PMD_ERR_DATA);
+			if (f->ended) {	/* after a BFINAL block: §7.2.3.4 */
+				*in += *inlen;	/* puts a 00 there; ignored */
+				*inlen = 0;
+				break;
+			}
 			src = *in;
 			srclen = *inlen > UINT32_MAX ? UINT32_MAX : *inlen;
 		} else if (fin && !f->ended && f->ntail < 4) {
@@ -659,6 +664,8 @@ int pmd_inflate(pmd_inflater *f, const uint8_t **in, size_t *inlen, int fin,
 			return PMD_AGAIN;
 		if (used == 0 && made == 0)
 			break;
+		/* zlib forgets this on a call without input: keep it */
+		f->boundary = (z->data_type & 128) != 0;
 	}
 	if (*inlen != 0)
 		return PMD_AGAIN;	/* not reached: zlib took all it could */
@@ -666,7 +673,7 @@ int pmd_inflate(pmd_inflater *f, const uint8_t **in, size_t *inlen, int fin,
 		return PMD_OK;
 	/* All input and the tail taken, output room left: the message must
 	 * end on a block boundary. */
-	if (!f->ended && !(z->data_type & 128))
+	if (!f->ended && !f->boundary)
 		return inflate_fail(f, PMD_ERR_DATA);
 	return inflate_done(f);
 }
