@@ -35,25 +35,35 @@
  * Without context takeover (the default) a direction allocates its state
  * at the first byte of a message and frees it at the message's end: an
  * idle connection holds no zlib state, only the two small structs below
- * (pmd_deflater, pmd_inflater: 32 bytes each).  With context takeover the
+ * (pmd_deflater 24 bytes, pmd_inflater 40 on amd64).  With takeover the
  * state lives as long as the connection, bounded by the formulas above for
  * the negotiated window bits and our mem level; a peer that cannot be
  * limited (no client_max_window_bits in its offer) while our window is
  * below 15 gets client_no_context_takeover in the answer, so what we hold
  * between messages never exceeds what deflate-window-bits says.
- * Per-message allocation against a reused (reset) state, measured by
- * tests/bench/pmd_bench.c: see docs/deflate.md; the difference is small
- * next to the compression itself, so there is no pool.
+ * Per-message allocation or a pool: tests/bench/pmd_bench.c, 256-byte
+ * JSON message, deflateInit2+deflateEnd per message against deflateReset
+ * of a kept state: wbits 15/mem 8 1385 us against 8.4 us (the 262 KiB go
+ * back to the kernel and fault in again: system time), wbits 12/mem 5
+ * 8.9 us against 8.8 us.  So the default state is the small one and there
+ * is no pool; a pool would pay only for 15/8 without takeover.
  *
- * Defaults (docs/deflate.md has the measurement, JSON-like text):
+ * Defaults (pmd_bench, JSON-like 1 KiB and 16 KiB messages, zlib level 1;
+ * MB/s on a loaded 2-CPU machine, compare rows, not absolutes):
  *   deflate                  on
- *   deflate-window-bits      15  (ratio drops sharply below 12 on JSON; the
- *                                 window costs memory only during a message
- *                                 when context takeover is off)
- *   deflate-mem-level        8   (zlib's default)
- *   deflate-context-takeover off (no zlib state while idle; 4 KiB/idle goal)
- *   deflate-min-size         64  (smaller messages rarely shrink)
- *   compression level        PMD_LEVEL (1: the fastest; see the bench)
+ *   deflate-window-bits      12  ratio 0.354 (1 KiB) / 0.237 (16 KiB)
+ *                                 against 15's 0.353 / 0.241; 9 gives 0.404
+ *   deflate-mem-level        5   mem 4..9 all 0.353-0.354 at 1 KiB; 1 gives
+ *                                 0.394.  12/5 is 38 KiB of deflate state
+ *                                 during a message, 15/8 262 KiB
+ *   deflate-context-takeover off no zlib state while idle (4 KiB/idle
+ *                                 goal); on gives 0.255 at 1 KiB for 50 KiB
+ *                                 held per connection (12/5)
+ *   deflate-min-size         128 deflated size / size: 16 B 1.12, 32 B
+ *                                 1.06, 64 B 0.96, 128 B 0.80, 256 B 0.59
+ *   compression level        PMD_LEVEL 1: 0.353 at 21 MB/s against level
+ *                                 6's 0.321 at 18 MB/s (1 KiB); 0.241 at
+ *                                 40 against 0.191 at 25 (16 KiB)
  */
 #ifndef WSY_PMD_H
 #define WSY_PMD_H
@@ -79,7 +89,8 @@ typedef struct pmd_config {
 	int context_takeover;	/* 0: every message stands alone */
 } pmd_config;
 
-#define PMD_CONFIG_DEFAULT { 15, 8, 0 }
+#define PMD_CONFIG_DEFAULT { 12, 5, 0 }
+#define PMD_MIN_SIZE_DEFAULT 128	/* deflate-min-size */
 
 /* One parsed permessage-deflate element.  Window bits: 0 absent, -1
  * present without a value (only legal for client_max_window_bits), else

@@ -10,7 +10,7 @@
 #include "../../core/pmd.h"
 #include "test.h"
 
-static const pmd_config defcfg = PMD_CONFIG_DEFAULT;
+static const pmd_config defcfg = { 15, 8, 0 };
 
 /* One offer value through pmd_next: the first element's result. */
 static int next1(const char *v, pmd_offer *o)
@@ -22,7 +22,10 @@ static int next1(const char *v, pmd_offer *o)
 
 static void test_params(void)
 {
+	pmd_config d = PMD_CONFIG_DEFAULT;
 	pmd_offer o;
+
+	CHECK(d.window_bits == 12 && d.mem_level == 5 && !d.context_takeover);
 
 	CHECK_EQ(next1("permessage-deflate", &o), PMD_EXT_PMD);
 	CHECK(!o.server_no_ctx && !o.client_no_ctx && !o.server_bits &&
