@@ -229,12 +229,14 @@ static int tx_bits(int bits)
 static int server_accept(const pmd_config *c, const pmd_offer *o,
     pmd_params *out)
 {
-	int want = c->window_bits;
+	/* Never 8, for the peer either: zlib-based peers cannot compress
+	 * with it (python websockets fails on client_max_window_bits=8). */
+	int want = tx_bits(c->window_bits);
 
 	memset(out, 0, sizeof(*out));
 	/* Our direction: no more than the client allows; 8 means we will
 	 * send uncompressed (pmd.h), which still honours the limit. */
-	out->server_bits = (uint8_t)tx_bits(want);
+	out->server_bits = (uint8_t)want;
 	if (o->server_bits > 0 && o->server_bits < out->server_bits)
 		out->server_bits = (uint8_t)o->server_bits;
 	out->say_server_bits = o->server_bits > 0;
@@ -309,7 +311,7 @@ int pmd_client_offer(const pmd_config *c, char *buf, size_t size)
 		    "; client_no_context_takeover", 0);
 	if (c->window_bits < PMD_BITS_MAX)
 		len = put(buf, size, len, "; server_max_window_bits",
-		    c->window_bits);
+		    tx_bits(c->window_bits));
 	/* The server may lower our window, down to what zlib can do or
 	 * below (then we send uncompressed). */
 	len = put(buf, size, len, "; client_max_window_bits",
@@ -321,8 +323,7 @@ int pmd_client_offer(const pmd_config *c, char *buf, size_t size)
 static const char *client_accept(const pmd_config *c, const pmd_offer *o,
     pmd_params *out)
 {
-	int offered_server = c->window_bits < PMD_BITS_MAX ?
-	    c->window_bits : PMD_BITS_MAX;
+	int offered_server = tx_bits(c->window_bits);
 
 	if (o->client_bits < 0 || o->server_bits < 0)
 		return "a max_window_bits parameter without a value";

@@ -16,9 +16,10 @@
  * string) ends the parsing of that header value.
  *
  * Window bits 8.  zlib's deflate refuses windowBits 8 for raw deflate.
- *  - deflate-window-bits = 8 in our config: our compressor uses 9 and the
- *    answer or offer says 9 for our direction (we never claim 8 for data we
- *    compress); the peer's direction is still limited to 8.
+ *  - deflate-window-bits = 8 in our config acts as 9 in both directions:
+ *    our compressor uses 9 and says so, and we never ask a peer for 8
+ *    either (zlib-based peers cannot compress with it: python websockets
+ *    10.4 fails the connection on client_max_window_bits=8).
  *  - A peer that limits our direction to 8 (server_max_window_bits=8 in an
  *    offer, client_max_window_bits=8 in an answer): we accept and never
  *    compress towards it (RFC 7692 §6: a message may always be sent
