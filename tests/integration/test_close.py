@@ -300,6 +300,36 @@ def test_peer_eof_with_websockets_client_close_1000(websocksy, peers):
     assert run_async(main(), 20) == (100000, 1000)
 
 
+def test_peer_close_linger_waits_until_a_stalled_client_read_the_tail(websocksy, peers):
+    """Tunnel clients (v2ray-plugin) throw away what they hold when our close
+    comes.  A client that stops reading with the whole tail in its receive
+    buffer (acknowledged, its window standing still) is not drained: the
+    close must come only after it has read the last data (a ping follows
+    the data, the close waits for its pong) and then peer-close-linger."""
+    data = os.urandom(512 * 1024)
+    peer = peers.tcp_sender(data)
+    srv = websocksy("-C", "peer-close-linger=1", "-C", "close-timeout=30",
+                    *tcp_peer_args(peer, "-c", "framing=binary"))
+    c = srv.raw(rcvbuf=4 << 20)
+    c.handshake()
+    time.sleep(3)                       # stalled: reads nothing
+    got = bytearray()
+    t_last = time.monotonic()
+    while True:
+        try:
+            _, p = c.read_message(timeout=30)
+        except ConnectionClosed as e:
+            f = e.frame
+            break
+        got += p
+        t_last = time.monotonic()
+    waited = time.monotonic() - t_last
+    assert bytes(got) == data
+    assert f.close_code == 1000
+    # lower bound only: load makes it longer, never shorter
+    assert waited >= 0.5, "close %.2f s after the last data was read" % waited
+
+
 # ------------------------------------------------------------------- signals
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_sends_1001_and_exits_0(websocksy, peers, sig):
