@@ -65,6 +65,7 @@ static const struct key keys[] = {
 	{ "poller", T_POLLER, offsetof(wsy_config, poller), 0, 0, 0 },
 	SECS("utf8-hold", utf8_hold_ms, 0, 60000),
 	{ "log-level", T_LEVEL, offsetof(wsy_config, log_level), 0, 0, 0 },
+	STR("log", log),
 	{ "tls-port", T_PORT, offsetof(wsy_config, tls_port), 0, 0, 0 },
 	{ "tls-cert", T_CERT, 0, 0, 0, 0 },
 	{ "tls-key", T_KEY, 0, 0, 0, 0 },
@@ -116,6 +117,7 @@ void cfg_defaults(wsy_config *c)
 	c->max_streams = 128;
 	c->buffer_pool = 16u << 20;
 	c->log_level = LOGL_INFO;
+	strcpy(c->log, "stderr");
 	c->tls_only = 1;
 	c->kcp_mtu = 1400;
 	strcpy(c->kcp_framing, "kcp-mux");
@@ -337,6 +339,11 @@ static int check_value(const struct key *k, const char *value, char *err,
 	    (*value != '/' || strpbrk(value, " \t\r\n"))) {
 		snprintf(err, errlen, "'%.100s' must start with '/' and have "
 		    "no spaces", value);
+		return -1;
+	}
+	if (strcmp(k->name, "log") == 0 && log_target_parse(value) < 0) {
+		snprintf(err, errlen, "'%.100s': expected stderr or syslog",
+		    value);
 		return -1;
 	}
 	return 0;

@@ -74,6 +74,7 @@ typedef struct wsy_config {
 	uint64_t kcp_replay_cache;   /* nonces remembered (PSK) */
 	int kcp_allow_move;          /* without a PSK, follow address moves */
 	int log_level;
+	char log[16];                /* "stderr" or "syslog" */
 	int poller;                  /* LOOP_POLLER_* (loop.h) */
 	/* TLS ([core] tls-* keys, or the [tls] section without "tls-") */
 	char tls_port[8];            /* "" = no TLS listener */

@@ -411,6 +411,7 @@ int main(int argc, char **argv)
 	n = cfg.log_level + verbosity;
 	log_set_level(n < LOGL_ERROR ? LOGL_ERROR : n > LOGL_DEBUG ?
 	    LOGL_DEBUG : n);
+	log_open(log_target_parse(cfg.log));
 	signal(SIGPIPE, SIG_IGN);
 	/* Not configured: beside the binary in a build tree, else the
 	 * installed directory (the README's examples run build/websocksy). */

@@ -449,13 +449,16 @@ def test_unknown_option(tmp_path):
 
 
 def test_log_line_format(websocksy, peers):
-    """'websocksy[PID]: info: [c12] message' for connection messages."""
+    """'TIMESTAMP websocksy[PID]: info: [c12] message' for connection
+    messages, the timestamp ISO 8601 UTC with milliseconds."""
     peer = peers.tcp_echo()
     srv = websocksy("-v", *tcp_peer_args(peer))
     assert echo_ok("127.0.0.1", srv.port)
     err = srv.stderr()
-    assert re.search(r"^websocksy\[%d\]: info: listening on " % srv.pid, err, re.M), err
-    assert re.search(r"^websocksy\[%d\]: (info|debug): \[c\d+\] " % srv.pid, err, re.M), err
+    ts = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    assert re.search(r"^%swebsocksy\[%d\]: info: listening on " % (ts, srv.pid), err, re.M), err
+    assert re.search(r"^%swebsocksy\[%d\]: (info|debug): \[c\d+\] " % (ts, srv.pid), err,
+                     re.M), err
 
 
 def test_every_config_key_is_documented():
